@@ -1,0 +1,65 @@
+"""musubi: the Flask service. `create_app` wires the parts; it never migrates a database or starts a scheduler."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from federation.config import load_settings
+from federation.extensions import api, db
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=False)
+    settings = load_settings()
+    app.config.from_mapping(settings.flask_mapping())
+    app.config.update(
+        API_TITLE="musubi",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=25 * 1024 * 1024,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+    )
+    if test_config:
+        app.config.update(test_config)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    _configure_database(app)
+
+    db.init_app(app)
+    api.init_app(app, spec_kwargs={"info": {"description": "musubi: federation notices that reach union members "
+                                                          "directly, behind a Casbin firewall."}})
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+
+    from federation import errors
+    from federation.firewall import firewall
+
+    errors.register(app)
+    firewall.configure(app.config["MUSUBI"].policy_dir)
+
+    from federation.audit import views as audit_views
+    from federation.auth import views as auth_views
+    from tenants import views as tenant_views
+
+    for blueprint in (auth_views.blp, tenant_views.blp, audit_views.blp):
+        api.register_blueprint(blueprint)
+
+    from federation import http
+
+    http.init_app(app)
+    logging.getLogger("musubi").setLevel(logging.INFO)
+    return app
+
+
+def _configure_database(app: Flask) -> None:
+    uri: str = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite"):
+        # Several threads (web, embedded jobs) share one SQLite file: wait for locks instead of failing at once.
+        opts = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        opts["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = opts
+
+

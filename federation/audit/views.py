@@ -1,0 +1,104 @@
+"""The auditor's API: check, who-can, exposure, the log and its verification."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import fields, validate
+from sqlalchemy import or_, select
+
+from federation.access import access_tenant
+from federation.audit import chain, queries
+from federation.extensions import db
+from federation.pagination import decode_cursor, encode_cursor
+from federation.schemas import StrictSchema
+
+blp = Blueprint("audit", __name__, url_prefix="/api/v1/audit", description="For auditors: who can do what, and why")
+
+
+def _auditor() -> None:
+    # The audit API reads policy and the log, both kept in the platform domain.
+    access_tenant("platform", "audit", "read")
+
+
+class CheckQuery(StrictSchema):
+    subject = fields.String(required=True, validate=validate.Length(min=3, max=300))
+    tenant = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    object = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    action = fields.String(required=True, validate=validate.Length(min=1, max=40))
+
+
+class WhoCanQuery(StrictSchema):
+    tenant = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    object = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    action = fields.String(required=True, validate=validate.Length(min=1, max=40))
+
+
+class LogQuery(StrictSchema):
+    tenant = fields.String(load_default=None, validate=validate.Length(min=1, max=40))
+    actor = fields.String(load_default=None, validate=validate.Length(min=1, max=300))
+    kind = fields.String(load_default=None, validate=validate.Length(min=1, max=60))
+    since = fields.AwareDateTime(load_default=None, default_timezone=None)
+    cursor = fields.String(load_default=None, validate=validate.Length(max=200))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+@blp.route("/check")
+class Check(MethodView):
+    @blp.arguments(CheckQuery, location="query")
+    def get(self, q):
+        """May a subject do an action on an object in a tenant, and why"""
+        _auditor()
+        return queries.check(q["subject"], q["tenant"], q["object"], q["action"])
+
+
+@blp.route("/who-can")
+class WhoCan(MethodView):
+    @blp.arguments(WhoCanQuery, location="query")
+    def get(self, q):
+        """Every role and user that may do an action on an object in a tenant"""
+        _auditor()
+        return queries.who_can(q["tenant"], q["object"], q["action"])
+
+
+@blp.route("/exposure")
+class Exposure(MethodView):
+    def get(self):
+        """Every permission that crosses a tenant boundary, and every union's cascade state"""
+        _auditor()
+        return queries.exposure()
+
+
+@blp.route("/log")
+class Log(MethodView):
+    @blp.arguments(LogQuery, location="query")
+    def get(self, q):
+        """Audit entries, oldest first, with cursor pagination"""
+        _auditor()
+        after = decode_cursor(q["cursor"], (int,))
+        stmt = select(chain.AuditEntry).order_by(chain.AuditEntry.seq)
+        if after:
+            stmt = stmt.where(chain.AuditEntry.seq > after[0])
+        if q["tenant"]:
+            stmt = stmt.where(or_(chain.AuditEntry.tenant == q["tenant"], chain.AuditEntry.other_tenant == q["tenant"]))
+        if q["actor"]:
+            stmt = stmt.where(chain.AuditEntry.actor == q["actor"])
+        if q["kind"]:
+            stmt = stmt.where(chain.AuditEntry.kind.startswith(q["kind"]))
+        if q["since"]:
+            since: datetime = q["since"]
+            stmt = stmt.where(chain.AuditEntry.at >= since)
+        rows = list(db.session.execute(stmt.limit(q["limit"] + 1)).scalars())
+        more = len(rows) > q["limit"]
+        rows = rows[: q["limit"]]
+        return {"items": [r.as_dict() for r in rows],
+                "next_cursor": encode_cursor(rows[-1].seq) if more else None}
+
+
+@blp.route("/log/verify")
+class Verify(MethodView):
+    def get(self):
+        """Check the hash chain end to end"""
+        _auditor()
+        return chain.verify().as_dict()

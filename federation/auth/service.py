@@ -1,0 +1,131 @@
+"""Signing in and recognising the caller on every request.
+
+The session lookup, the user's current status and the policy version come back in one query, so a logout, a
+suspension or a role change made by any process is honoured on the very next request (F7) at the cost of that one
+query.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app, g, request
+from sqlalchemy import delete, func, select, update
+
+from federation.auth.models import AuthSession, LoginFailure
+from federation.auth.passwords import verify_password
+from federation.errors import APIError
+from federation.extensions import db, utcnow
+from federation.firewall import Subject, firewall
+from federation.firewall.models import PolicyState
+from tenants.models import Tenant, User
+
+COOKIE = "musubi_session"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def subject_of(user: User) -> Subject:
+    return Subject(user_id=user.id, tenant=user.tenant.slug, kind=user.tenant.kind, login_id=user.login_id,
+                   active=user.status == "active")
+
+
+@dataclass
+class SignIn:
+    token: str
+    csrf_token: str
+    session: AuthSession
+    user: User
+
+
+def _too_many(keys: list[str]) -> None:
+    settings = current_app.config["MUSUBI"]
+    since = utcnow() - timedelta(seconds=settings.login_window_seconds)
+    for key in keys:
+        count = db.session.execute(
+            select(func.count()).select_from(LoginFailure).where(LoginFailure.key == key, LoginFailure.at >= since)
+        ).scalar_one()
+        if count >= settings.login_max_failures:
+            raise APIError(429, "too many failed sign-ins; try again later",
+                           headers={"Retry-After": str(settings.login_window_seconds)})
+
+
+def sign_in(tenant_slug: str, login_id: str, password: str, *, client: str, user_agent: str | None) -> SignIn:
+    account_key = f"acct:{tenant_slug}/{login_id}"
+    client_key = f"addr:{client}"
+    _too_many([account_key, client_key])
+    user = db.session.execute(
+        select(User).join(Tenant, Tenant.id == User.tenant_id)
+        .where(Tenant.slug == tenant_slug, User.login_id == login_id)
+    ).scalar_one_or_none()
+    ok = verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or user.status != "active":
+        db.session.add_all([LoginFailure(key=account_key), LoginFailure(key=client_key)])
+        db.session.commit()
+        # One answer for a wrong tenant, login id, password or a suspended account: nothing to enumerate.
+        raise APIError(401, "the tenant, login id or password is wrong", code="bad_credentials")
+    db.session.execute(delete(LoginFailure).where(LoginFailure.key == account_key))
+    settings = current_app.config["MUSUBI"]
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(24)
+    session = AuthSession(token_hash=token_hash(token), csrf_token=csrf, user_id=user.id,
+                          expires_at=utcnow() + timedelta(hours=settings.session_hours),
+                          user_agent=(user_agent or "")[:300] or None)
+    db.session.add(session)
+    db.session.commit()
+    return SignIn(token, csrf, session, user)
+
+
+def end_session(session: AuthSession) -> None:
+    session.revoked_at = utcnow()
+    db.session.commit()
+
+
+def end_all_sessions(user_id: int) -> None:
+    """Called in the same transaction as a suspension: every token of the user dies with it."""
+    db.session.execute(update(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+                       .values(revoked_at=utcnow()))
+
+
+def presented_token() -> tuple[str | None, bool]:
+    """The caller's token and whether it came from the cookie (which needs CSRF protection) or the header."""
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None, False
+    cookie = request.cookies.get(COOKIE)
+    return (cookie or None), bool(cookie)
+
+
+def load_caller() -> None:
+    """Before each request: find the session, the user and the policy version in one round trip."""
+    g.user = g.subject = g.auth_session = None
+    g.via_cookie = False
+    token, via_cookie = presented_token()
+    version_q = select(PolicyState.version).where(PolicyState.id == 1).scalar_subquery()
+    if not token:
+        return
+    row = db.session.execute(
+        select(AuthSession, User, version_q)
+        .join(User, User.id == AuthSession.user_id)
+        .where(AuthSession.token_hash == token_hash(token), AuthSession.revoked_at.is_(None),
+               AuthSession.expires_at > utcnow())
+    ).first()
+    if row is None:
+        return
+    session, user, version = row
+    if user.status != "active":
+        return
+    g.user, g.auth_session, g.via_cookie = user, session, via_cookie
+    g.subject = subject_of(user)
+    firewall.pin(version or 0)
+
+
+def require_caller() -> Subject:
+    subject = g.get("subject")
+    if subject is None:
+        raise APIError(401, "sign in first")
+    return subject

@@ -1,0 +1,383 @@
+"""The CLI forms the SPEC fixes, and a few more. Every error is one line on stderr and a non-zero exit."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+from flask import Flask
+
+from federation.config import ConfigError
+
+CLI_ACTOR = "operator:cli"
+
+
+class CLIError(click.ClickException):
+    """A failure the operator can act on; main() prints it as one line."""
+
+
+def _app() -> Flask:
+    from federation import create_app
+
+    return create_app()
+
+
+def with_app(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run the command inside an app context and turn every expected failure into one line."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
+        from federation.errors import APIError
+
+        try:
+            app = _app()
+            with app.app_context():
+                return fn(*args, **kwargs)
+        except APIError as exc:
+            raise CLIError(exc.message) from None
+        except ConfigError as exc:
+            raise CLIError(str(exc)) from None
+        except (OperationalError, ProgrammingError) as exc:
+            first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+            hint = " (run 'python cli.py init-db' first?)" if "no such table" in first or "does not exist" in first \
+                else ""
+            raise CLIError(f"database error: {first}{hint}") from None
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """musubi: federation notices that reach union members directly, behind a Casbin firewall."""
+
+
+@cli.command("init-db")
+@with_app
+def init_db() -> None:
+    """Create or migrate the schema, and the platform tenant."""
+    from federation.database import upgrade
+
+    upgrade()
+    click.echo("database ready")
+
+
+@cli.command("demo")
+@click.option("--members", type=click.IntRange(30, 200_000), default=3000, show_default=True,
+              help="members across the 30 unions")
+@with_app
+def demo(members: int) -> None:
+    """Build the demo federation (9 blocks, 47 councils, 30 unions) and print sign-in lines."""
+    from federation.database import upgrade
+    from federation.demo import build_demo
+
+    upgrade()
+    for line in build_demo(members=members, progress=True):
+        click.echo(line)
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+def serve(host: str, port: int) -> None:
+    """The web service; jobs and the scheduler run inside it unless REDIS_URL is set."""
+    from werkzeug.serving import run_simple
+
+    try:
+        app = _app()
+    except ConfigError as exc:
+        raise CLIError(str(exc)) from None
+    from federation import runtime
+
+    runtime.start_embedded(app)
+    click.echo(f"musubi on http://{host}:{port}/", err=True)
+    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+
+
+# --- tenants, users, roles ----------------------------------------------------------------------------------------
+
+@cli.group("tenant")
+def tenant_group() -> None:
+    """Tenants."""
+
+
+@tenant_group.command("create")
+@click.argument("slug")
+@click.option("--name", required=True)
+@click.option("--kind", type=click.Choice(["federation", "union"]), required=True)
+@with_app
+def tenant_create(slug: str, name: str, kind: str) -> None:
+    """Create a federation or union tenant."""
+    from tenants.service import create_tenant
+
+    tenant = create_tenant(slug, name, kind, actor=CLI_ACTOR)
+    click.echo(f"created {tenant.kind} {tenant.slug}")
+
+
+def _tenant(slug: str):  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from federation.extensions import db
+    from tenants.models import Tenant
+
+    tenant = db.session.execute(select(Tenant).where(Tenant.slug == slug)).scalar_one_or_none()
+    if tenant is None:
+        raise CLIError(f"no tenant {slug}")
+    return tenant
+
+
+@cli.group("user")
+def user_group() -> None:
+    """Users."""
+
+
+@user_group.command("create")
+@click.argument("tenant")
+@click.argument("login_id")
+@click.option("--name", required=True, help="display name")
+@click.option("--kana", required=True, help="reading, in hiragana or katakana")
+@click.option("--password", required=True)
+@click.option("--role", "roles", multiple=True, help="a role to grant (repeatable)")
+@click.option("--unit", "unit_id", type=int, default=None, help="the org unit the user belongs to")
+@with_app
+def user_create(tenant: str, login_id: str, name: str, kana: str, password: str, roles: tuple[str, ...],
+                unit_id: int | None) -> None:
+    """Create an active user, optionally with roles."""
+    from tenants.service import create_user, grant_role
+
+    t = _tenant(tenant)
+    user = create_user(t, login_id=login_id, display_name=name, name_kana=kana, password=password, unit_id=unit_id,
+                       actor=CLI_ACTOR)
+    for role in roles:
+        grant_role(t, user, role, None, actor=CLI_ACTOR)
+    click.echo(f"created user:{t.slug}/{user.login_id}" + (f" with {', '.join(roles)}" if roles else ""))
+
+
+@user_group.command("suspend")
+@click.argument("tenant")
+@click.argument("login_id")
+@with_app
+def user_suspend(tenant: str, login_id: str) -> None:
+    """Suspend a user: every session and token ends at once."""
+    from tenants.service import set_user_status, user_in
+
+    t = _tenant(tenant)
+    set_user_status(t, user_in(t, login_id), "suspended", actor=CLI_ACTOR)
+    click.echo(f"suspended user:{tenant}/{login_id}")
+
+
+@cli.group("role")
+def role_group() -> None:
+    """Role grants."""
+
+
+@role_group.command("grant")
+@click.argument("tenant")
+@click.argument("login_id")
+@click.argument("role")
+@click.option("--unit", "unit_id", type=int, default=None)
+@with_app
+def role_grant(tenant: str, login_id: str, role: str, unit_id: int | None) -> None:
+    """Grant ROLE in TENANT to LOGIN_ID."""
+    from tenants.service import grant_role, user_in
+
+    t = _tenant(tenant)
+    grant_role(t, user_in(t, login_id), role, unit_id, actor=CLI_ACTOR)
+    click.echo(f"granted {role} to user:{tenant}/{login_id}")
+
+
+@role_group.command("revoke")
+@click.argument("tenant")
+@click.argument("login_id")
+@click.argument("role")
+@click.option("--unit", "unit_id", type=int, default=None)
+@with_app
+def role_revoke(tenant: str, login_id: str, role: str, unit_id: int | None) -> None:
+    """Revoke ROLE in TENANT from LOGIN_ID; effective on the next request in every process."""
+    from tenants.service import revoke_role, user_in
+
+    t = _tenant(tenant)
+    if not revoke_role(t, user_in(t, login_id), role, unit_id, actor=CLI_ACTOR):
+        raise CLIError(f"user:{tenant}/{login_id} does not hold {role}")
+    click.echo(f"revoked {role} from user:{tenant}/{login_id}")
+
+
+# --- policy and audit ---------------------------------------------------------------------------------------------
+
+@cli.group("policy")
+def policy_group() -> None:
+    """The firewall policy."""
+
+
+@policy_group.command("test")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="assertions file (default: policies/assertions.txt)")
+@click.option("--quiet", is_flag=True, help="print failures and the summary only")
+def policy_test(path: str | None, quiet: bool) -> None:
+    """Check every allow/deny assertion against the firewall and against Casbin itself."""
+    from federation.firewall.assertions import run_assertions
+
+    try:
+        report = run_assertions(path)
+    except (ValueError, ConfigError) as exc:
+        raise CLIError(str(exc)) from None
+    for case in report.cases:
+        if quiet and case.ok:
+            continue
+        click.echo(case.line())
+    click.echo(report.summary())
+    if not report.ok:
+        sys.exit(1)
+
+
+@policy_group.command("show")
+@click.option("--json", "as_json", is_flag=True)
+@with_app
+def policy_show(as_json: bool) -> None:
+    """Print the model, the role templates and the live tenant links."""
+    from federation.firewall import firewall
+
+    snap = firewall.current()
+    links = {union: sorted(v) for union, v in sorted(snap.links.items())}
+    if as_json:
+        click.echo(json.dumps({"version": snap.version, "rules": [r.as_line() for r in snap.templates.rules],
+                               "inherits": [list(p) for p in snap.templates.inherits], "links": links},
+                              ensure_ascii=False, indent=2))
+        return
+    click.echo(f"# policy version {snap.version}")
+    click.echo(firewall.model_path.read_text(encoding="utf-8").rstrip())
+    click.echo("\n# role templates")
+    for child, parent in snap.templates.inherits:
+        click.echo(f"g, {child}, {parent}")
+    for rule in snap.templates.rules:
+        click.echo(rule.as_line())
+    click.echo("\n# tenant links (g2)")
+    for union, union_links in links.items():
+        for link in union_links:
+            click.echo(f"g2, {union}, {link}")
+
+
+@cli.group("audit")
+def audit_group() -> None:
+    """Audit: explain permissions and verify the log."""
+
+
+@audit_group.command("verify-log")
+@with_app
+def audit_verify() -> None:
+    """Walk the hash chain end to end; name the first broken entry."""
+    from federation.audit.chain import verify
+
+    result = verify()
+    if result.ok:
+        click.echo(f"ok: {result.entries} entries, head {result.head}")
+        return
+    raise CLIError(f"audit log broken at entry {result.broken_at}: {result.reason} "
+                   f"({result.entries} entries verified before it)")
+
+
+@audit_group.command("check")
+@click.argument("subject")
+@click.argument("tenant")
+@click.argument("obj", metavar="OBJECT")
+@click.argument("action")
+@click.option("--json", "as_json", is_flag=True)
+@with_app
+def audit_check(subject: str, tenant: str, obj: str, action: str, as_json: bool) -> None:
+    """May SUBJECT (user:TENANT/LOGIN or role:ROLE[@TENANT]) do ACTION on OBJECT in TENANT, and why."""
+    from federation.audit.queries import check
+
+    result = check(subject, tenant, obj, action)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+        return
+    click.echo(("ALLOW " if result["allowed"] else "DENY  ") + result["reason"])
+    for role in result["roles"]:
+        click.echo(f"  role {role['role']} in {role['tenant']} ({role['source']})")
+    for match in result["explain"]:
+        extra = ""
+        if match.get("affiliation"):
+            a = match["affiliation"]
+            extra = f" via affiliation {a['id']} ({a['status']}, cascade {a['cascade']})"
+        click.echo(f"  matched {match['rule']} through {' → '.join(match['via'])}{extra}")
+    for near in result.get("nearest", []):
+        click.echo(f"  nearest {near['rule']}: missing {'; '.join(near['missing'])}")
+
+
+@audit_group.command("who-can")
+@click.argument("tenant")
+@click.argument("obj", metavar="OBJECT")
+@click.argument("action")
+@click.option("--json", "as_json", is_flag=True)
+@with_app
+def audit_who_can(tenant: str, obj: str, action: str, as_json: bool) -> None:
+    """Every role and user that may do ACTION on OBJECT in TENANT."""
+    from federation.audit.queries import who_can
+
+    result = who_can(tenant, obj, action)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+        return
+    for role in result["roles"]:
+        click.echo(f"role {role['role']} from {role['acting_from']}: {role['rule']}")
+    for user in result["users"]:
+        click.echo(f"  {user['subject']} ({user['role']})")
+    for group in result["groups"]:
+        click.echo(f"  {group['count']} users: {group['description']}")
+
+
+@audit_group.command("exposure")
+@click.option("--json", "as_json", is_flag=True)
+@with_app
+def audit_exposure(as_json: bool) -> None:
+    """Every permission that crosses a tenant boundary, and every union's cascade state."""
+    from federation.audit.queries import exposure
+
+    result = exposure()
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+        return
+    for pair in result["crossings"]:
+        click.echo(f"{pair['from']} → {pair['to']}: {', '.join(pair['permissions'])}")
+    for union in result["unions"]:
+        click.echo(f"{union['union']}: {union['statement']}")
+
+
+@cli.command("bench")
+@click.argument("suite", required=False)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="write the results as JSON here")
+@click.option("--scale", type=click.FloatRange(0.001, 1.0), default=1.0, show_default=True,
+              help="fraction of the SPEC's sizes, for a quick look")
+def bench(suite: str | None, out: str | None, scale: float) -> None:
+    """Run the benchmark suites (all, or one: authz)."""
+    from federation.bench import run_bench
+
+    try:
+        run_bench(suite, out=out, scale=scale)
+    except (ValueError, ConfigError) as exc:
+        raise CLIError(str(exc)) from None
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="musubi", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("musubi: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        # One line, whatever went wrong: usage mistakes included.
+        click.echo(f"musubi: {exc.format_message().strip().splitlines()[0]}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the operator gets one line; MUSUBI_DEBUG=1 shows the traceback
+        if os.environ.get("MUSUBI_DEBUG"):
+            raise
+        click.echo(f"musubi: unexpected error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                   " (set MUSUBI_DEBUG=1 for details)", err=True)
+        sys.exit(1)

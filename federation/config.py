@@ -1,0 +1,116 @@
+"""Every setting musubi reads, parsed in one place from the environment (and the test mapping).
+
+The SPEC fixes DATABASE_URL, REDIS_URL and SECRET_KEY; everything else is MUSUBI_*.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """A setting is present but unusable; the message names it."""
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def instance_dir() -> Path:
+    path = Path(os.environ.get("MUSUBI_INSTANCE") or PROJECT_ROOT / "instance")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _secret_key(instance: Path) -> str:
+    """SECRET_KEY from the environment, else one generated once and kept in the instance folder (mode 0600)."""
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        if len(key) < 16:
+            raise ConfigError("SECRET_KEY must be at least 16 characters")
+        return key
+    path = instance / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _database_url(instance: Path) -> str:
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'musubi.db'}"
+    # Plain postgresql:// would pick psycopg2, which we do not ship; psycopg 3 is the driver.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str | None
+    secret_key: str
+    instance: Path
+    policy_dir: Path
+    session_hours: int
+    login_max_failures: int
+    login_window_seconds: int
+    secure_cookies: bool
+    vapid_file: Path
+    vapid_subject: str
+    reminder_lead_hours: int
+    scheduler_tick_seconds: int
+    push_threads: int
+    push_timeout_seconds: int
+
+    def flask_mapping(self) -> dict[str, object]:
+        return {
+            "SECRET_KEY": self.secret_key,
+            "SQLALCHEMY_DATABASE_URI": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "MUSUBI": self,
+        }
+
+
+def load_settings() -> Settings:
+    instance = instance_dir()
+    return Settings(
+        database_url=_database_url(instance),
+        redis_url=os.environ.get("REDIS_URL") or None,
+        secret_key=_secret_key(instance),
+        instance=instance,
+        policy_dir=Path(os.environ.get("MUSUBI_POLICY_DIR") or PROJECT_ROOT / "policies"),
+        session_hours=_int("MUSUBI_SESSION_HOURS", 24 * 14),
+        login_max_failures=_int("MUSUBI_LOGIN_MAX_FAILURES", 10),
+        login_window_seconds=_int("MUSUBI_LOGIN_WINDOW_SECONDS", 900),
+        secure_cookies=_bool("MUSUBI_SECURE_COOKIES", False),
+        vapid_file=Path(os.environ.get("MUSUBI_VAPID_FILE") or instance / "vapid.json"),
+        vapid_subject=os.environ.get("MUSUBI_VAPID_SUBJECT", "mailto:admin@musubi.invalid"),
+        reminder_lead_hours=_int("MUSUBI_REMINDER_LEAD_HOURS", 24),
+        scheduler_tick_seconds=_int("MUSUBI_SCHEDULER_TICK_SECONDS", 5),
+        push_threads=_int("MUSUBI_PUSH_THREADS", 8),
+        push_timeout_seconds=_int("MUSUBI_PUSH_TIMEOUT_SECONDS", 10),
+    )

@@ -1,0 +1,242 @@
+"""Tenants, org units, members, roles and affiliations (SPEC "HTTP API"). Thin views: parse, ask the firewall
+through federation.access, call one service function, return a schema."""
+from __future__ import annotations
+
+from flask import g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from federation.access import access_tenant
+from federation.errors import invalid
+from federation.extensions import db
+from federation.firewall import Denied, firewall
+from federation.pagination import decode_cursor, encode_cursor
+from tenants import service
+from tenants.kana import is_kana, kana_sort_key, normalize_kana
+from tenants.models import Affiliation, Tenant, User
+from tenants.schemas import (
+    AffiliationList,
+    AffiliationOut,
+    CascadeIn,
+    InviteIn,
+    MemberIn,
+    MemberPatch,
+    MembersPage,
+    MembersQuery,
+    RoleIn,
+    RoleList,
+    TenantIn,
+    TenantOut,
+    UnitIn,
+    UnitOut,
+    UserOut,
+)
+
+blp = Blueprint("tenants", __name__, url_prefix="/api/v1", description="Tenants, units, members, roles, affiliations")
+
+
+@blp.route("/tenants")
+class Tenants(MethodView):
+    @blp.response(200, TenantOut(many=True))
+    def get(self):
+        """List tenants (platform admins and auditors)"""
+        access_tenant("platform", "tenant", "read")
+        # `tenant read` with the `any` link is what lets a platform role list every tenant; re-check per row so a
+        # narrower policy would narrow the list too.
+        subject = g.subject
+        rows = db.session.execute(select(Tenant).order_by(Tenant.kind, Tenant.slug)).scalars()
+        return [t for t in rows if firewall.allowed(subject, t.slug, "tenant", "read")]
+
+    @blp.arguments(TenantIn)
+    @blp.response(201, TenantOut)
+    def post(self, body):
+        """Create a federation or union tenant (platform admins)"""
+        _, subject = access_tenant("platform", "tenant", "write")
+        return service.create_tenant(body["slug"], body["name"], body["kind"], actor=subject.key)
+
+
+@blp.route("/tenants/<slug>/units")
+class Units(MethodView):
+    @blp.response(200, UnitOut(many=True))
+    def get(self, slug):
+        """The tenant's org units, parents before children"""
+        tenant, _ = access_tenant(slug, "units", "read")
+        return service.units_of(tenant)
+
+    @blp.arguments(UnitIn)
+    @blp.response(201, UnitOut)
+    def post(self, body, slug):
+        """Add a block, council, branch or workplace"""
+        tenant, subject = access_tenant(slug, "units", "write")
+        return service.create_unit(tenant, actor=subject.key, **body)
+
+
+@blp.route("/tenants/<slug>/members")
+class Members(MethodView):
+    @blp.arguments(MembersQuery, location="query")
+    @blp.response(200, MembersPage)
+    def get(self, query, slug):
+        """Members in 50-on order of their reading; `q` searches name, reading and login id"""
+        tenant, _ = access_tenant(slug, "members", "read")
+        after = decode_cursor(query["cursor"], (str, int))
+        rows = service.members_page(tenant, limit=query["limit"] + 1, after=after, q=query["q"])  # type: ignore[arg-type]
+        more = len(rows) > query["limit"]
+        rows = rows[: query["limit"]]
+        return {"items": rows, "next_cursor": encode_cursor(rows[-1].kana_key, rows[-1].id) if more else None}
+
+    @blp.arguments(MemberIn)
+    @blp.response(201, UserOut)
+    def post(self, body, slug):
+        """Add a member who can sign in at once"""
+        tenant, subject = access_tenant(slug, "members", "write")
+        return service.create_user(tenant, actor=subject.key, **body)
+
+
+@blp.route("/tenants/<slug>/members/<login_id>")
+class Member(MethodView):
+    @blp.response(200, UserOut)
+    def get(self, slug, login_id):
+        """One member"""
+        tenant, _ = access_tenant(slug, "members", "read")
+        return _member(tenant, login_id)
+
+    @blp.arguments(MemberPatch)
+    @blp.response(200, UserOut)
+    def patch(self, body, slug, login_id):
+        """Suspend or reactivate a member, move them to a unit, correct their name"""
+        tenant, subject = access_tenant(slug, "members", "write")
+        user = _member(tenant, login_id)
+        if "unit_id" in body:
+            service.unit_in(tenant, body["unit_id"])
+            user.unit_id = body["unit_id"]
+        if "display_name" in body:
+            user.display_name = body["display_name"].strip()
+        if "name_kana" in body:
+            if not is_kana(body["name_kana"]):
+                raise invalid("name_kana", "the reading in hiragana or katakana")
+            user.name_kana = normalize_kana(body["name_kana"])
+            user.kana_key = kana_sort_key(user.name_kana)
+        if "status" in body:
+            if user.id == subject.user_id and body["status"] == "suspended":
+                raise invalid("status", "you cannot suspend yourself")
+            return service.set_user_status(tenant, user, body["status"], actor=subject.key)
+        db.session.commit()
+        return user
+
+
+def _member(tenant: Tenant, login_id: str) -> User:
+    user = db.session.execute(
+        select(User).where(User.tenant_id == tenant.id, User.login_id == login_id)).scalar_one_or_none()
+    if user is None:
+        raise Denied(404)
+    return user
+
+
+@blp.route("/tenants/<slug>/roles")
+class Roles(MethodView):
+    @blp.response(200, RoleList)
+    def get(self, slug):
+        """Who holds which role in the tenant"""
+        tenant, _ = access_tenant(slug, "roles", "read")
+        return _role_list(tenant)
+
+    @blp.arguments(RoleIn)
+    @blp.response(201, RoleList)
+    def post(self, body, slug):
+        """Grant a role to a user of this tenant"""
+        tenant, subject = access_tenant(slug, "roles", "manage")
+        user = service.user_in(tenant, body["login_id"])
+        service.grant_role(tenant, user, body["role"], body["unit_id"], actor=subject.key)
+        return _role_list(tenant)
+
+    @blp.arguments(RoleIn)
+    @blp.response(204)
+    def delete(self, body, slug):
+        """Revoke a role; it stops working on the very next request"""
+        tenant, subject = access_tenant(slug, "roles", "manage")
+        user = service.user_in(tenant, body["login_id"])
+        if not service.revoke_role(tenant, user, body["role"], body["unit_id"], actor=subject.key):
+            raise invalid("role", f"{body['login_id']} does not hold {body['role']}")
+
+
+def _role_list(tenant: Tenant) -> dict:
+    items = [{"id": gr.id, "login_id": u.login_id, "display_name": u.display_name, "name_kana": u.name_kana,
+              "role": gr.role, "unit_id": gr.unit_id or None, "granted_by": gr.granted_by,
+              "granted_at": gr.granted_at} for gr, u in service.grants_of(tenant)]
+    return {"items": items}
+
+
+@blp.route("/federations/<fed>/affiliations")
+class Affiliations(MethodView):
+    @blp.response(200, AffiliationList)
+    def get(self, fed):
+        """The federation's affiliations, pending, active and ended"""
+        federation, _ = access_tenant(fed, "affiliation", "read", kind="federation")
+        rows = db.session.execute(select(Affiliation).where(Affiliation.federation_id == federation.id)
+                                  .order_by(Affiliation.id)).scalars()
+        return {"items": [service.affiliation_dict(a) for a in rows]}
+
+    @blp.arguments(InviteIn)
+    @blp.response(201, AffiliationOut)
+    def post(self, body, fed):
+        """Invite a union to affiliate, attached to a council"""
+        federation, subject = access_tenant(fed, "affiliation", "write", kind="federation")
+        return service.affiliation_dict(service.invite(federation, body["union"], body["council_id"],
+                                                       actor=subject.key))
+
+
+@blp.route("/federations/<fed>/affiliations/<union>")
+class FederationSideAffiliation(MethodView):
+    @blp.response(200, AffiliationOut)
+    def delete(self, fed, union):
+        """End an affiliation from the federation's side"""
+        federation, subject = access_tenant(fed, "affiliation", "write", kind="federation")
+        aff = db.session.execute(
+            select(Affiliation).join(Tenant, Tenant.id == Affiliation.union_id)
+            .where(Affiliation.federation_id == federation.id, Tenant.slug == union, Affiliation.status != "ended")
+        ).scalar_one_or_none()
+        if aff is None:
+            raise Denied(404)
+        return service.affiliation_dict(service.end_affiliation(aff, actor=subject.key, side="federation"))
+
+
+@blp.route("/unions/<union>/affiliation")
+class UnionAffiliation(MethodView):
+    @blp.response(200, AffiliationOut)
+    def get(self, union):
+        """The union's current affiliation (pending or active)"""
+        tenant, _ = access_tenant(union, "affiliation", "read", kind="union")
+        aff = service.live_affiliation(tenant)
+        if aff is None:
+            raise Denied(404)
+        return service.affiliation_dict(aff)
+
+    @blp.response(200, AffiliationOut)
+    def delete(self, union):
+        """End the affiliation from the union's side (the union keeps all its data)"""
+        tenant, subject = access_tenant(union, "affiliation", "write", kind="union")
+        aff = service.live_affiliation(tenant)
+        if aff is None:
+            raise Denied(404)
+        return service.affiliation_dict(service.end_affiliation(aff, actor=subject.key, side="union"))
+
+
+@blp.route("/unions/<union>/affiliation/accept")
+class AcceptAffiliation(MethodView):
+    @blp.response(200, AffiliationOut)
+    def post(self, union):
+        """Accept the pending invitation"""
+        tenant, subject = access_tenant(union, "affiliation", "write", kind="union")
+        return service.affiliation_dict(service.accept(tenant, actor=subject.key))
+
+
+@blp.route("/unions/<union>/affiliation/cascade")
+class Cascade(MethodView):
+    @blp.arguments(CascadeIn)
+    @blp.response(200, AffiliationOut)
+    def put(self, body, union):
+        """Opt in or out of the federation's cascade (the union's own admin only, F3)"""
+        tenant, subject = access_tenant(union, "cascade", "write", kind="union")
+        return service.affiliation_dict(service.set_cascade(tenant, body["cascade"], actor=subject.key))
+

@@ -1,0 +1,211 @@
+"""Fixtures: a fresh database per test (SQLite by default, PostgreSQL when MUSUBI_TEST_DATABASE_URL is set), the
+app, a client, and a world with a federation and three unions, because isolation bugs need neighbours."""
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+PG_URL = os.environ.get("MUSUBI_TEST_DATABASE_URL")
+PW = "Test-pass-2026!"
+
+
+def _migrate(app: Flask) -> None:
+    from federation.database import upgrade
+
+    with app.app_context():
+        upgrade()
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Migrate once per session; each test then starts from a copy (SQLite) or a truncated schema (PostgreSQL)."""
+    if PG_URL:
+        engine = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+        return PG_URL
+    path = tmp_path_factory.mktemp("template") / "musubi.db"
+    os.environ["DATABASE_URL"] = f"sqlite:///{path}"
+    os.environ.setdefault("SECRET_KEY", "test-secret-key-0123456789abcdef")
+    os.environ["MUSUBI_INSTANCE"] = str(path.parent)
+    from federation import create_app
+    from federation.extensions import db
+
+    template = create_app()
+    _migrate(template)
+    with template.app_context():
+        # WAL mode keeps recent pages beside the file; fold them in so a plain copy is the whole database.
+        db.session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+        db.session.remove()
+        db.engine.dispose()
+    return str(path)
+
+
+def _truncate_pg(app: Flask) -> None:
+    from federation.extensions import db
+
+    with app.app_context():
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        db.session.commit()
+
+
+@pytest.fixture
+def app(template_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+    from federation import create_app, jobs
+
+    monkeypatch.setenv("MUSUBI_INSTANCE", str(tmp_path))
+    monkeypatch.setenv("SECRET_KEY", "test-secret-key-0123456789abcdef")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    if PG_URL:
+        monkeypatch.setenv("DATABASE_URL", PG_URL)
+    else:
+        shutil.copy(template_db, tmp_path / "musubi.db")
+        monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'musubi.db'}")
+    jobs.reset()
+    application = create_app({"TESTING": True})
+    if PG_URL:
+        _truncate_pg(application)
+        _migrate(application)
+    with application.app_context():
+        from federation.firewall import firewall
+
+        firewall.configure(application.config["MUSUBI"].policy_dir)
+    yield application
+    jobs.reset()
+    from federation.extensions import db
+
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+class Api:
+    """A signed-in API client: bearer token, JSON in and out."""
+
+    def __init__(self, client: FlaskClient, token: str | None, who: str) -> None:
+        self.client, self.token, self.who = client, token, who
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def get(self, path: str, **kw):  # type: ignore[no-untyped-def]
+        return self.client.get(path, headers=self._headers(), **kw)
+
+    def post(self, path: str, json=None, **kw):  # type: ignore[no-untyped-def]
+        return self.client.post(path, json=json, headers=self._headers(), **kw)
+
+    def put(self, path: str, json=None, **kw):  # type: ignore[no-untyped-def]
+        return self.client.put(path, json=json, headers=self._headers(), **kw)
+
+    def patch(self, path: str, json=None, **kw):  # type: ignore[no-untyped-def]
+        return self.client.patch(path, json=json, headers=self._headers(), **kw)
+
+    def delete(self, path: str, json=None, **kw):  # type: ignore[no-untyped-def]
+        return self.client.delete(path, json=json, headers=self._headers(), **kw)
+
+
+def login(client: FlaskClient, tenant: str, login_id: str, password: str = PW) -> Api:
+    r = client.post("/api/v1/auth/login", json={"tenant": tenant, "login_id": login_id, "password": password})
+    assert r.status_code == 200, r.get_json()
+    client.delete_cookie("musubi_session")  # API clients use the bearer token; cookie behaviour has its own tests
+    return Api(client, r.get_json()["token"], f"{tenant}/{login_id}")
+
+
+@dataclass
+class World:
+    """platform (auditor, platform admin), federation `fed` with blocks and councils, a second federation `fed2`,
+    unions a (opted in), b (opted out), c (not affiliated), each with an admin, an editor and members."""
+
+    app: Flask
+    client: FlaskClient
+    ids: dict[str, int] = field(default_factory=dict)
+    _apis: dict[tuple[str, str], Api] = field(default_factory=dict)
+
+    def as_(self, tenant: str, login_id: str) -> Api:
+        key = (tenant, login_id)
+        if key not in self._apis:
+            self._apis[key] = login(self.client, tenant, login_id)
+        return self._apis[key]
+
+    def anonymous(self) -> Api:
+        return Api(self.client, None, "anonymous")
+
+
+def build_world(app: Flask, client: FlaskClient) -> World:
+    from federation.auth.passwords import hash_password
+    from tenants import service as ts
+
+    actor = "operator:test"
+    pw = hash_password(PW)
+    w = World(app, client)
+    with app.app_context():
+        from tenants.models import Tenant
+        from federation.extensions import db
+        from sqlalchemy import select
+
+        platform = db.session.execute(select(Tenant).where(Tenant.slug == "platform")).scalar_one()
+        fed = ts.create_tenant("fed", "情報通信労連", "federation", actor=actor)
+        fed2 = ts.create_tenant("fed2", "建設産業労連", "federation", actor=actor)
+        unions = {s: ts.create_tenant(s, n, "union", actor=actor)
+                  for s, n in (("union-a", "A通信労組"), ("union-b", "B通信労組"), ("union-c", "C放送労組"))}
+        block = ts.create_unit(fed, name="関東ブロック", kind="block", parent_id=None, prefecture=None, actor=actor)
+        council = ts.create_unit(fed, name="東京県協", kind="council", parent_id=block.id, prefecture="13",
+                                 actor=actor)
+        block2 = ts.create_unit(fed, name="近畿ブロック", kind="block", parent_id=None, prefecture=None, actor=actor)
+        council2 = ts.create_unit(fed, name="大阪県協", kind="council", parent_id=block2.id, prefecture="27",
+                                  actor=actor)
+        w.ids.update(block=block.id, council=council.id, block2=block2.id, council2=council2.id)
+
+        def user(tenant, login_id, name, kana, *roles, unit_id=None):  # type: ignore[no-untyped-def]
+            u = ts.create_user(tenant, login_id=login_id, display_name=name, name_kana=kana, password=None,
+                               password_hash=pw, unit_id=unit_id, actor=actor)
+            for role in roles:
+                ts.grant_role(tenant, u, role, council.id if role == "unit_editor" else None, actor=actor)
+            return u
+
+        user(platform, "aud", "監査 太郎", "かんさ たろう", "auditor")
+        user(platform, "ops", "運用 次郎", "うんよう じろう", "platform_admin")
+        user(fed, "fadmin", "連合 管理", "れんごう かんり", "fed_admin")
+        user(fed, "staff", "書記 花子", "しょき はなこ", "fed_editor")
+        user(fed, "tokyo", "東京 県協", "とうきょう けんきょう", "unit_editor")
+        user(fed2, "staff", "別連 職員", "べつれん しょくいん", "fed_editor")
+        for slug, t in unions.items():
+            letter = slug[-1]
+            branch = ts.create_unit(t, name=f"{letter}本社支部", kind="branch", parent_id=None, prefecture=None,
+                                    actor=actor)
+            branch2 = ts.create_unit(t, name=f"{letter}工場支部", kind="branch", parent_id=None, prefecture=None,
+                                     actor=actor)
+            w.ids[f"{slug}:branch"], w.ids[f"{slug}:branch2"] = branch.id, branch2.id
+            user(t, f"{letter}admin", f"{letter.upper()}執行 委員長", "しっこう いいんちょう", "union_admin",
+                 unit_id=branch.id)
+            user(t, f"{letter}editor", f"{letter.upper()}教宣 部長", "きょうせん ぶちょう", "union_editor",
+                 unit_id=branch.id)
+            user(t, f"{letter}1", f"{letter.upper()}渡辺 恵", "わたなべ めぐみ", unit_id=branch.id)
+            user(t, f"{letter}2", f"{letter.upper()}青木 健", "あおき けん", unit_id=branch2.id)
+            user(t, f"{letter}3", f"{letter.upper()}加藤 翔", "カトウ ショウ", unit_id=branch2.id)
+        for slug, cnc in (("union-a", council), ("union-b", council)):
+            ts.invite(fed, slug, cnc.id, actor=actor)
+            ts.accept(unions[slug], actor=actor)
+        ts.set_cascade(unions["union-a"], "opted_in", actor=actor)
+    return w
+
+
+@pytest.fixture
+def world(app: Flask, client: FlaskClient) -> World:
+    return build_world(app, client)

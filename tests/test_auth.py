@@ -1,0 +1,115 @@
+"""Sign-in, tokens, sessions, rate limiting, and F7: revocation and suspension take effect on the next request."""
+from __future__ import annotations
+
+from conftest import PW, login
+
+
+def test_login_returns_token_user_and_sets_an_httponly_cookie(world):
+    r = world.client.post("/api/v1/auth/login", json={"tenant": "union-a", "login_id": "a1", "password": PW})
+    assert r.status_code == 200
+    body = r.get_json()
+    assert body["user"]["login_id"] == "a1" and body["user"]["tenant"] == "union-a"
+    assert len(body["token"]) >= 40
+    cookie = r.headers["Set-Cookie"]
+    assert "musubi_session=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "password" not in body["user"]
+
+
+def test_wrong_tenant_user_or_password_all_answer_the_same_401(world):
+    answers = []
+    for tenant, login_id, pw in (("nope", "a1", PW), ("union-a", "nobody", PW), ("union-a", "a1", "wrong-pass-1"),
+                                 ("union-b", "a1", PW)):
+        r = world.client.post("/api/v1/auth/login", json={"tenant": tenant, "login_id": login_id, "password": pw})
+        answers.append((r.status_code, r.get_json()))
+    assert {status for status, _ in answers} == {401}
+    assert len({str(body) for _, body in answers}) == 1
+
+
+def test_me_shows_user_tenant_and_roles_including_derived_member(world):
+    me = world.as_("union-a", "aadmin").get("/api/v1/me").get_json()
+    assert me["user"]["login_id"] == "aadmin"
+    assert me["tenant"] == {"slug": "union-a", "name": "A通信労組", "kind": "union"}
+    roles = {(r["role"], r["derived"]) for r in me["roles"]}
+    assert roles == {("union_admin", False), ("member", True)}
+
+
+def test_anonymous_gets_401_on_me_and_on_tenant_data(world):
+    anon = world.anonymous()
+    assert anon.get("/api/v1/me").status_code == 401
+    r = anon.get("/api/v1/tenants/union-a/members")
+    assert r.status_code == 401
+    assert r.get_json()["error"]["code"] == "unauthorized"
+
+
+def test_logout_kills_the_token_at_once(world):
+    api = login(world.client, "union-a", "a1")
+    assert api.get("/api/v1/me").status_code == 200
+    assert api.post("/api/v1/auth/logout").status_code == 204
+    assert api.get("/api/v1/me").status_code == 401
+
+
+def test_suspension_ends_every_token_of_the_user_on_the_next_request(world):
+    member = login(world.client, "union-a", "a2")
+    second_device = login(world.client, "union-a", "a2")
+    assert member.get("/api/v1/me").status_code == 200
+    admin = world.as_("union-a", "aadmin")
+    r = admin.patch("/api/v1/tenants/union-a/members/a2", json={"status": "suspended"})
+    assert r.status_code == 200 and r.get_json()["status"] == "suspended"
+    assert member.get("/api/v1/me").status_code == 401
+    assert second_device.get("/api/v1/me").status_code == 401
+    r = world.client.post("/api/v1/auth/login", json={"tenant": "union-a", "login_id": "a2", "password": PW})
+    assert r.status_code == 401
+
+
+def test_revoked_role_is_denied_on_the_next_request_with_a_token_issued_before(world):
+    editor = login(world.client, "union-a", "aeditor")
+    assert editor.get("/api/v1/tenants/union-a/members").status_code == 200
+    admin = world.as_("union-a", "aadmin")
+    r = admin.delete("/api/v1/tenants/union-a/roles", json={"login_id": "aeditor", "role": "union_editor"})
+    assert r.status_code == 204
+    r = editor.get("/api/v1/tenants/union-a/members")
+    assert r.status_code == 403  # still a member of union-a: knows the list exists, may not read it
+    r = admin.post("/api/v1/tenants/union-a/roles", json={"login_id": "aeditor", "role": "union_editor"})
+    assert r.status_code == 201
+    assert editor.get("/api/v1/tenants/union-a/members").status_code == 200
+
+
+def test_revocation_made_by_another_process_is_seen_on_the_next_request(world, app):
+    """A second app (as another gunicorn worker would be) revokes; this process must not answer from its cache."""
+    from federation import create_app
+    from tenants.service import revoke_role, user_in
+    from tenants.models import Tenant
+    from federation.extensions import db
+    from sqlalchemy import select
+
+    fed_staff = login(world.client, "fed", "staff")
+    assert fed_staff.get("/api/v1/tenants/fed/members").status_code == 200  # warms this process's cache
+    other = create_app({"TESTING": True})
+    with other.app_context():
+        fed = db.session.execute(select(Tenant).where(Tenant.slug == "fed")).scalar_one()
+        revoke_role(fed, user_in(fed, "staff"), "fed_editor", None, actor="operator:test")
+    assert fed_staff.get("/api/v1/tenants/fed/members").status_code == 403
+
+
+def test_repeated_failed_sign_ins_are_throttled_even_with_the_right_password_afterwards(world, app):
+    app.config["MUSUBI"] = app.config["MUSUBI"].__class__(**{**app.config["MUSUBI"].__dict__,
+                                                             "login_max_failures": 3})
+    for _ in range(3):
+        r = world.client.post("/api/v1/auth/login", json={"tenant": "union-b", "login_id": "b1",
+                                                          "password": "wrong-pass-x"})
+        assert r.status_code == 401
+    r = world.client.post("/api/v1/auth/login", json={"tenant": "union-b", "login_id": "b1", "password": PW})
+    assert r.status_code == 429
+    assert r.headers["Retry-After"].isdigit()
+    assert r.get_json()["error"]["code"] == "rate_limited"
+
+
+def test_cookie_writes_need_the_csrf_token(world):
+    c = world.app.test_client()
+    r = c.post("/api/v1/auth/login", json={"tenant": "union-a", "login_id": "aadmin", "password": PW})
+    csrf = r.get_json()["csrf_token"]
+    body = {"login_id": "newbie", "display_name": "新人 一", "name_kana": "しんじん はじめ", "password": "Newbie-pass-1"}
+    assert c.post("/api/v1/tenants/union-a/members", json=body).status_code == 403
+    r = c.post("/api/v1/tenants/union-a/members", json=body, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 201
+    assert c.get("/api/v1/me").status_code == 200  # reads need no token
