@@ -99,6 +99,67 @@ def serve(host: str, port: int) -> None:
     run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
 
 
+@cli.command("worker")
+@click.option("--burst", is_flag=True, help="stop when the queue is empty")
+@click.option("--fork", is_flag=True, help="run each job in a forked child (slower; isolates memory leaks)")
+def worker(burst: bool, fork: bool) -> None:
+    """An RQ worker for the cascade and push jobs (needs REDIS_URL)."""
+    from redis import Redis
+    from rq import Queue, SimpleWorker, Worker
+
+    from federation import jobs
+
+    try:
+        app = _app()
+    except ConfigError as exc:
+        raise CLIError(str(exc)) from None
+    url = app.config.get("REDIS_URL")
+    if not url:
+        raise CLIError("worker needs REDIS_URL; without it jobs run inside 'serve'")
+    jobs.set_worker_app(app)
+    conn = Redis.from_url(url)
+    cls = Worker if fork else SimpleWorker
+    w = cls([Queue(jobs.QUEUE_NAME, connection=conn)], connection=conn)
+    # RQ's own SIGTERM handling is a warm shutdown: the job in flight finishes, then the worker exits.
+    w.work(burst=burst, with_scheduler=True, logging_level="INFO")
+
+
+@cli.command("scheduler")
+def scheduler() -> None:
+    """The one scheduler process: publishes due notices and sends reminders (needs REDIS_URL)."""
+    from federation import scheduling
+
+    try:
+        app = _app()
+    except ConfigError as exc:
+        raise CLIError(str(exc)) from None
+    if not app.config.get("REDIS_URL"):
+        raise CLIError("scheduler needs REDIS_URL; without it the scheduler runs inside 'serve'")
+    click.echo("musubi scheduler running", err=True)
+    scheduling.run_forever(app)
+
+
+@cli.group("push")
+def push_group() -> None:
+    """Web Push."""
+
+
+@push_group.command("init-vapid")
+@click.option("--force", is_flag=True, help="replace an existing key (every browser must subscribe again)")
+def push_init_vapid(force: bool) -> None:
+    """Generate the VAPID key pair, kept outside the code (instance folder or MUSUBI_VAPID_FILE)."""
+    from federation.config import load_settings
+    from federation.push import vapid
+
+    try:
+        settings = load_settings()
+        public = vapid.generate(settings.vapid_file, force=force)
+    except (ConfigError, FileExistsError) as exc:
+        raise CLIError(str(exc)) from None
+    click.echo(f"VAPID key written to {settings.vapid_file}")
+    click.echo(f"public key: {public}")
+
+
 # --- tenants, users, roles ----------------------------------------------------------------------------------------
 
 @cli.group("tenant")

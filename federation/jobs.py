@@ -70,6 +70,11 @@ def worker_app() -> Flask:
     return _worker_app
 
 
+def set_worker_app(app: Flask) -> None:
+    global _worker_app
+    _worker_app = app
+
+
 # --- enqueueing ---------------------------------------------------------------------------------------------------
 
 def enqueue_after_commit(fn: Callable[..., Any], *args: Any, job_id: str | None = None, delay: float = 0.0) -> None:

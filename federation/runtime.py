@@ -5,6 +5,9 @@ from flask import Flask
 
 
 def start_embedded(app: Flask) -> None:
-    from federation import jobs
+    from federation import jobs, scheduling
 
     jobs.start(app)
+    if not app.config.get("REDIS_URL"):
+        # With Redis, the one `python cli.py scheduler` process ticks; embedded, this process does.
+        scheduling.start_embedded(app)

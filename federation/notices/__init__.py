@@ -1,0 +1,1 @@
+"""Notices and the cascade: compose, target, schedule, deliver exactly once, read, react."""

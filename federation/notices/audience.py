@@ -1,0 +1,166 @@
+"""Who a notice is for: validated against what the author may target, and resolved to unions (and unit scopes).
+
+Federation audience: {"all": true} or any of {"units": [block or council ids], "unions": [union slugs]}; a block
+includes its councils, a council the unions attached to it. Union audience: {"all": true} or {"units": [its own
+branch or workplace ids]}. Anything outside what the author may target is a 422 naming the entry.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from federation.errors import APIError
+from federation.extensions import db
+from federation.firewall import Subject, firewall
+from tenants.models import Affiliation, OrgUnit, RoleGrant, Tenant, User
+
+
+def _bad(field: str, message: str) -> APIError:
+    return APIError(422, f"{field}: {message}", fields={field: [message]})
+
+
+def _unit_scope(subject: Subject) -> list[OrgUnit] | None:
+    """The units a unit-scoped officer is confined to; None when the author's role covers the whole tenant."""
+    roles = firewall.roles_of(subject)
+    if any(r in ("fed_admin", "fed_editor", "union_admin", "union_editor") for r in roles):
+        return None
+    grants = firewall.grants_of(subject, "unit_editor")
+    ids = [g.unit_id for g in grants if g.unit_id]
+    return list(db.session.execute(select(OrgUnit).where(OrgUnit.id.in_(ids))).scalars()) if ids else []
+
+
+def validate(raw: Any, tenant: Tenant, subject: Subject) -> dict[str, Any]:
+    """Return the canonical audience or raise 422 naming the entry at fault."""
+    if not isinstance(raw, dict) or not raw:
+        raise _bad("audience", 'an object: {"all": true} or {"units": [...]}' +
+                   (' and/or {"unions": [...]}' if tenant.kind == "federation" else ""))
+    allowed_keys = {"all", "units", "unions"} if tenant.kind == "federation" else {"all", "units"}
+    for key in raw:
+        if key not in allowed_keys:
+            raise _bad(f"audience.{key}", f"unknown; use {', '.join(sorted(allowed_keys))}")
+    scope = _unit_scope(subject)
+    if "all" in raw:
+        if raw["all"] is not True or len(raw) > 1:
+            raise _bad("audience.all", "must be true and stand alone")
+        if scope is not None:
+            raise _bad("audience.all", "a unit officer targets only units and unions inside their own unit")
+        return {"all": True}
+    out: dict[str, Any] = {}
+    units = raw.get("units", [])
+    if not isinstance(units, list) or any(not isinstance(u, int) or isinstance(u, bool) for u in units):
+        raise _bad("audience.units", "a list of unit ids")
+    kinds = ("block", "council") if tenant.kind == "federation" else ("branch", "workplace")
+    found = {u.id: u for u in db.session.execute(
+        select(OrgUnit).where(OrgUnit.tenant_id == tenant.id, OrgUnit.id.in_(units))).scalars()}
+    for i, unit_id in enumerate(units):
+        unit = found.get(unit_id)
+        if unit is None or unit.kind not in kinds:
+            raise _bad(f"audience.units[{i}]", f"no {' or '.join(kinds)} {unit_id} in {tenant.slug}")
+        if scope is not None and not any(unit.path.startswith(s.path) for s in scope):
+            raise _bad(f"audience.units[{i}]", f"unit {unit_id} is outside your unit")
+    if units:
+        out["units"] = sorted(set(units))
+    if "unions" in raw:
+        unions = raw["unions"]
+        if not isinstance(unions, list) or any(not isinstance(s, str) for s in unions):
+            raise _bad("audience.unions", "a list of union slugs")
+        affiliated = {slug: path for slug, path in _affiliated(tenant)}
+        for i, slug in enumerate(unions):
+            if slug not in affiliated:
+                raise _bad(f"audience.unions[{i}]", f"{slug} is not a union affiliated with {tenant.slug}")
+            if scope is not None and not any(affiliated[slug].startswith(s.path) for s in scope):
+                raise _bad(f"audience.unions[{i}]", f"{slug} is attached to a council outside your unit")
+        if unions:
+            out["unions"] = sorted(set(unions))
+    if not out:
+        raise _bad("audience", "names nobody: give all, units or unions")
+    return out
+
+
+def _affiliated(federation: Tenant) -> list[tuple[str, str]]:
+    """(union slug, council path) of every union with an active affiliation to the federation."""
+    rows = db.session.execute(
+        select(Tenant.slug, OrgUnit.path).select_from(Affiliation)
+        .join(Tenant, Tenant.id == Affiliation.union_id).join(OrgUnit, OrgUnit.id == Affiliation.council_id)
+        .where(Affiliation.federation_id == federation.id, Affiliation.status == "active"))
+    return [(slug, path) for slug, path in rows]
+
+
+@dataclass(frozen=True)
+class Target:
+    union_id: int
+    union: str
+    cascade: str | None  # for federation notices: the union's cascade state as read now
+    unit_paths: tuple[str, ...]  # "" = the whole union
+
+
+def resolve(audience_json: str, tenant: Tenant) -> list[Target]:
+    audience = json.loads(audience_json)
+    if tenant.kind == "union":
+        if audience.get("all"):
+            return [Target(tenant.id, tenant.slug, None, ("",))]
+        paths = db.session.execute(select(OrgUnit.path).where(
+            OrgUnit.tenant_id == tenant.id, OrgUnit.id.in_(audience.get("units", [])))).scalars().all()
+        return [Target(tenant.id, tenant.slug, None, _minimal(paths))] if paths else []
+    rows = db.session.execute(
+        select(Tenant.id, Tenant.slug, Affiliation.cascade, OrgUnit.path).select_from(Affiliation)
+        .join(Tenant, Tenant.id == Affiliation.union_id).join(OrgUnit, OrgUnit.id == Affiliation.council_id)
+        .where(Affiliation.federation_id == tenant.id, Affiliation.status == "active")).all()
+    unit_paths = db.session.execute(select(OrgUnit.path).where(
+        OrgUnit.tenant_id == tenant.id, OrgUnit.id.in_(audience.get("units", [])))).scalars().all()
+    named = set(audience.get("unions", []))
+    targets = []
+    for union_id, slug, cascade, council_path in rows:
+        if audience.get("all") or slug in named or any(council_path.startswith(p) for p in unit_paths):
+            targets.append(Target(union_id, slug, cascade, ("",)))
+    return sorted(targets, key=lambda t: t.union)
+
+
+def _minimal(paths: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Drop a unit whose ancestor is also named: its members are covered already (no member matched twice)."""
+    ordered = sorted(set(paths), key=len)
+    kept: list[str] = []
+    for p in ordered:
+        if not any(p.startswith(k) for k in kept):
+            kept.append(p)
+    return tuple(sorted(kept))
+
+
+def members_in_scope(union_id: int, unit_paths: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """A select of the active users of a union within the unit scopes ("" = everyone)."""
+    stmt = select(User.id).where(User.tenant_id == union_id, User.status == "active")
+    if "" in unit_paths:
+        return stmt
+    conds = [OrgUnit.path.startswith(p) for p in unit_paths]
+    from sqlalchemy import or_
+
+    return stmt.join(OrgUnit, OrgUnit.id == User.unit_id).where(or_(*conds))
+
+
+def count_members(union_id: int, unit_paths: tuple[str, ...]) -> int:
+    sub = members_in_scope(union_id, unit_paths).subquery()
+    return db.session.execute(select(func.count()).select_from(sub)).scalar_one()
+
+
+def count_union_admins(union_id: int) -> int:
+    return db.session.execute(
+        select(func.count(func.distinct(RoleGrant.user_id))).join(User, User.id == RoleGrant.user_id)
+        .where(RoleGrant.tenant_id == union_id, RoleGrant.role == "union_admin", User.status == "active")
+    ).scalar_one()
+
+
+def preview(audience: dict[str, Any], tenant: Tenant) -> dict[str, Any]:
+    """How many a draft would reach if published now: counts only (F4)."""
+    targets = resolve(json.dumps(audience), tenant)
+    members = officers = relay_unions = direct_unions = 0
+    for t in targets:
+        if tenant.kind == "union" or t.cascade == "opted_in":
+            members += count_members(t.union_id, t.unit_paths)
+            direct_unions += 1
+        else:
+            officers += count_union_admins(t.union_id)
+            relay_unions += 1
+    return {"members": members, "unions": direct_unions, "relay_unions": relay_unions, "officers": officers}

@@ -1,0 +1,201 @@
+"""Reading: a member's inbox, read marks and stamps; officers' receipts; authors' counts.
+
+A member's inbox is every published notice with a delivery to their union whose scope covers their unit (the whole
+union, or their unit or one of its ancestors), plus deliveries "for relay" if the firewall lets them relay.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, exists, func, or_, select
+
+from federation.extensions import db, utcnow
+from federation.firewall import Subject, firewall
+from federation.notices.audience import members_in_scope
+from federation.notices.models import CascadeChunk, Delivery, Notice, Receipt
+from tenants.models import OrgUnit, Tenant, User
+
+
+@dataclass(frozen=True)
+class Scope:
+    tenant_id: int
+    paths: tuple[str, ...]
+    relays: bool
+
+
+def scope_of(user: User, subject: Subject) -> Scope:
+    paths = [""]
+    if user.unit_id is not None:
+        unit_path = db.session.execute(select(OrgUnit.path).where(OrgUnit.id == user.unit_id)).scalar_one_or_none()
+        if unit_path:
+            parts = [p for p in unit_path.split("/") if p]
+            paths += ["/" + "/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
+    relays = firewall.allowed(subject, subject.tenant, "notices", "relay")
+    return Scope(user.tenant_id, tuple(paths), relays)
+
+
+def _visible(scope: Scope):  # type: ignore[no-untyped-def]
+    conds = [Delivery.tenant_id == scope.tenant_id, Delivery.unit_path.in_(scope.paths), Notice.status == "published"]
+    if not scope.relays:
+        conds.append(Delivery.for_relay.is_(False))
+    return (select(Delivery.notice_id.label("notice_id"),
+                   func.min(Delivery.delivered_at).label("delivered_at"),
+                   func.min(case((Delivery.for_relay, 1), else_=0)).label("relay_only"))
+            .join(Notice, Notice.id == Delivery.notice_id).where(*conds).group_by(Delivery.notice_id))
+
+
+def inbox_page(user: User, subject: Subject, *, limit: int, after: tuple[datetime, int] | None) -> dict[str, Any]:
+    scope = scope_of(user, subject)
+    grouped = _visible(scope).subquery()
+    stmt = select(grouped.c.notice_id, grouped.c.delivered_at, grouped.c.relay_only)
+    if after is not None:
+        at, nid = after
+        stmt = stmt.where(or_(grouped.c.delivered_at < at,
+                              and_(grouped.c.delivered_at == at, grouped.c.notice_id < nid)))
+    rows = db.session.execute(stmt.order_by(grouped.c.delivered_at.desc(), grouped.c.notice_id.desc())
+                              .limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    ids = [r.notice_id for r in rows]
+    notices = {n.id: n for n in db.session.execute(select(Notice).where(Notice.id.in_(ids))).scalars()} if ids else {}
+    receipts = {r.notice_id: r for r in db.session.execute(select(Receipt).where(
+        Receipt.user_id == user.id, Receipt.notice_id.in_(ids))).scalars()} if ids else {}
+    items = []
+    for r in rows:
+        rec = receipts.get(r.notice_id)
+        items.append({"notice": notices[r.notice_id], "delivered_at": r.delivered_at,
+                      "read_at": rec.read_at if rec else None, "reaction": rec.reaction if rec else None,
+                      "for_relay": bool(r.relay_only)})
+    unread = db.session.execute(
+        select(func.count()).select_from(grouped).where(~exists().where(
+            Receipt.notice_id == grouped.c.notice_id, Receipt.user_id == user.id, Receipt.read_at.is_not(None)))
+    ).scalar_one()
+    cursor = (rows[-1].delivered_at, rows[-1].notice_id) if more else None
+    return {"items": items, "cursor": cursor, "unread": unread}
+
+
+def delivered_to(user: User, subject: Subject, notice_id: int) -> tuple[Notice, datetime, bool] | None:
+    """The notice if it is in this user's inbox, with its delivery time and relay mark; None otherwise."""
+    grouped = _visible(scope_of(user, subject)).where(Delivery.notice_id == notice_id).subquery()
+    row = db.session.execute(select(grouped)).first()
+    if row is None:
+        return None
+    return db.session.get(Notice, notice_id), row.delivered_at, bool(row.relay_only)  # type: ignore[return-value]
+
+
+def _receipt(user: User, notice_id: int) -> Receipt:
+    rec = db.session.get(Receipt, (notice_id, user.id))
+    if rec is None:
+        rec = Receipt(notice_id=notice_id, user_id=user.id, tenant_id=user.tenant_id)
+        db.session.add(rec)
+    return rec
+
+
+def mark_read(user: User, notice: Notice) -> Receipt:
+    rec = _receipt(user, notice.id)
+    if rec.read_at is None:
+        rec.read_at = utcnow()
+    db.session.commit()
+    return rec
+
+
+def react(user: User, notice: Notice, stamp: str | None) -> Receipt:
+    rec = _receipt(user, notice.id)
+    now = utcnow()
+    rec.reaction, rec.reacted_at = stamp, now if stamp else None
+    if rec.read_at is None and stamp:
+        rec.read_at = now  # pressing a stamp means it was read
+    # F4: only an `attend` to a federation seminar shares the member's name, kana and union with the organizer.
+    rec.shared_with_organizer = bool(stamp == "attend" and notice.category == "seminar"
+                                     and notice.tenant_id != user.tenant_id)
+    db.session.commit()
+    return rec
+
+
+# --- officers and authors -----------------------------------------------------------------------------------------
+
+def _zero_reactions() -> dict[str, int]:
+    return {"attend": 0, "absent": 0, "read": 0}
+
+
+def stats(notice: Notice) -> dict[str, Any]:
+    """Counts only (F4): per union for federation notices, never who."""
+    per: dict[int, dict[str, Any]] = {}
+    for tenant_id, slug, for_relay, recipients in db.session.execute(
+        select(Delivery.tenant_id, Tenant.slug, Delivery.for_relay, func.sum(Delivery.recipients))
+        .join(Tenant, Tenant.id == Delivery.tenant_id).where(Delivery.notice_id == notice.id)
+        .group_by(Delivery.tenant_id, Tenant.slug, Delivery.for_relay)
+    ):
+        entry = per.setdefault(tenant_id, {"union": slug, "recipients": 0, "delivered": 0, "read": 0,
+                                           "reactions": _zero_reactions(), "mode": "relay"})
+        if not for_relay:
+            entry["mode"] = "members"
+            entry["recipients"] = int(recipients or 0)
+        elif entry["mode"] == "relay":
+            entry["recipients"] = int(recipients or 0)
+    for tenant_id, read in db.session.execute(
+        select(Receipt.tenant_id, func.count()).where(Receipt.notice_id == notice.id, Receipt.read_at.is_not(None))
+        .group_by(Receipt.tenant_id)
+    ):
+        if tenant_id in per:
+            per[tenant_id]["read"] = read
+    for tenant_id, reaction, count in db.session.execute(
+        select(Receipt.tenant_id, Receipt.reaction, func.count()).where(
+            Receipt.notice_id == notice.id, Receipt.reaction.is_not(None)).group_by(Receipt.tenant_id,
+                                                                                    Receipt.reaction)
+    ):
+        if tenant_id in per:
+            per[tenant_id]["reactions"][reaction] = count
+    from federation.push.records import delivered_counts
+
+    for tenant_id, delivered in delivered_counts(notice.id).items():
+        if tenant_id in per:
+            per[tenant_id]["delivered"] = delivered
+    unions = sorted(per.values(), key=lambda e: e["union"])
+    total = {"recipients": sum(e["recipients"] for e in unions), "delivered": sum(e["delivered"] for e in unions),
+             "read": sum(e["read"] for e in unions), "reactions": _zero_reactions()}
+    for e in unions:
+        for k, v in e["reactions"].items():
+            total["reactions"][k] += v
+    chunks_done = db.session.execute(select(func.count()).select_from(CascadeChunk)
+                                     .where(CascadeChunk.notice_id == notice.id)).scalar_one()
+    total["progress"] = {"status": notice.status, "unions_targeted": notice.cascade_targets,
+                         "unions_reached": len(unions), "jobs": notice.cascade_chunks, "jobs_done": chunks_done,
+                         "done": notice.cascade_done_at is not None, "done_at": notice.cascade_done_at}
+    if notice.tenant.kind == "federation":
+        total["unions"] = unions
+    return total
+
+
+def receipts_for_union(union: Tenant, notice: Notice, *, reaction: str | None = None) -> list[dict[str, Any]]:
+    """Who in this union read or reacted, in 50-on order of their reading: the union's own officers only."""
+    deliveries = db.session.execute(select(Delivery.unit_path, Delivery.for_relay).where(
+        Delivery.notice_id == notice.id, Delivery.tenant_id == union.id)).all()
+    member_paths = tuple(sorted({d.unit_path for d in deliveries if not d.for_relay}))
+    if member_paths:
+        people = members_in_scope(union.id, member_paths)
+    else:
+        from tenants.models import RoleGrant
+
+        people = select(RoleGrant.user_id).where(RoleGrant.tenant_id == union.id, RoleGrant.role == "union_admin")
+    stmt = (select(User.login_id, User.display_name, User.name_kana, Receipt.read_at, Receipt.reaction)
+            .outerjoin(Receipt, and_(Receipt.user_id == User.id, Receipt.notice_id == notice.id))
+            .where(User.id.in_(people), User.tenant_id == union.id))
+    if reaction:
+        stmt = stmt.where(Receipt.reaction == reaction)
+    rows = db.session.execute(stmt.order_by(User.kana_key, User.id)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def attendees_for_organizer(notice: Notice) -> list[dict[str, Any]]:
+    """F4: the members who chose to share by pressing attend on a federation seminar: name, kana and union."""
+    rows = db.session.execute(
+        select(User.display_name, User.name_kana, Tenant.slug.label("union"), Receipt.reaction)
+        .join(User, User.id == Receipt.user_id).join(Tenant, Tenant.id == Receipt.tenant_id)
+        .where(Receipt.notice_id == notice.id, Receipt.shared_with_organizer.is_(True),
+               Receipt.reaction == "attend")
+        .order_by(User.kana_key, User.id)).all()
+    return [{"login_id": None, "display_name": r.display_name, "name_kana": r.name_kana, "union": r.union,
+             "read_at": None, "reaction": r.reaction} for r in rows]

@@ -1,0 +1,72 @@
+"""The scheduler's work: the database is the source of truth (LIBRARIES.md on APScheduler).
+
+Every tick claims due rows with a conditional UPDATE (status 'scheduled' → 'published' where publish_at has passed):
+of two schedulers ticking at once, only one UPDATE matches a row, so a notice is published once; a scheduler that
+was down publishes everything that fell due meanwhile on its first tick. The same goes for reminders
+(reminder_sent_at claimed in one UPDATE). A cascade whose start job was lost (a crash between commit and enqueue) is
+queued again.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from federation.audit.chain import record
+from federation.extensions import db, utcnow
+from federation.jobs import enqueue_after_commit
+from federation.notices.cascade import start_cascade
+from federation.notices.models import Notice
+
+log = logging.getLogger("musubi.scheduler")
+
+STUCK_AFTER = timedelta(minutes=2)
+
+
+def publish_due() -> list[int]:
+    now = utcnow()
+    ids = list(db.session.execute(
+        update(Notice).where(Notice.status == "scheduled", Notice.publish_at <= now)
+        .values(status="published", published_at=now).returning(Notice.id)).scalars())
+    for notice_id in ids:
+        record("notice.publish", actor="system:scheduler", tenant=_slug(notice_id),
+               data={"notice_id": notice_id, "scheduled": True})
+        enqueue_after_commit(start_cascade, notice_id, job_id=f"cascade:{notice_id}")
+    db.session.commit()
+    if ids:
+        log.info("published %d scheduled notices: %s", len(ids), ids)
+    return ids
+
+
+def _slug(notice_id: int) -> str:
+    notice = db.session.get(Notice, notice_id)
+    return notice.tenant.slug if notice else "?"
+
+
+def requeue_stuck() -> list[int]:
+    cutoff = utcnow() - STUCK_AFTER
+    ids = list(db.session.execute(select(Notice.id).where(
+        Notice.status == "published", Notice.cascade_targets.is_(None), Notice.published_at < cutoff)).scalars())
+    for notice_id in ids:
+        enqueue_after_commit(start_cascade, notice_id, job_id=f"cascade:{notice_id}:again:{int(cutoff.timestamp())}")
+    db.session.commit()
+    return ids
+
+
+def remind_due() -> list[int]:
+    from federation.push.sender import push_reminder
+
+    now = utcnow()
+    ids = list(db.session.execute(
+        update(Notice).where(Notice.status == "published", Notice.reminder_at <= now,
+                             Notice.reminder_sent_at.is_(None), Notice.event_starts_at > now)
+        .values(reminder_sent_at=now).returning(Notice.id)).scalars())
+    for notice_id in ids:
+        enqueue_after_commit(push_reminder, notice_id, job_id=f"reminder:{notice_id}")
+    db.session.commit()
+    return ids
+
+
+def tick() -> dict[str, list[int]]:
+    return {"published": publish_due(), "requeued": requeue_stuck(), "reminded": remind_due()}

@@ -1,0 +1,239 @@
+"""Notices (compose, target, publish, retract, stats, receipts), relays, and the member's inbox."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import g, jsonify
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from federation.access import access_tenant, get_owned
+from federation.auth.service import require_caller
+from federation.errors import APIError
+from federation.extensions import db
+from federation.firewall import Denied, firewall
+from federation.jobs import enqueue_after_commit
+from federation.notices import audience as aud
+from federation.notices import inbox, service
+from federation.notices.models import Delivery, Notice
+from federation.notices.schemas import (
+    InboxPage,
+    NoticeIn,
+    NoticeList,
+    NoticeListQuery,
+    NoticeOut,
+    NoticePatch,
+    PreviewIn,
+    PreviewOut,
+    ReactionIn,
+    ReceiptsOut,
+    ReceiptsQuery,
+    ReceiptState,
+    RelayIn,
+    RelayOut,
+    StatsOut,
+)
+from federation.pagination import decode_cursor, encode_cursor
+from federation.schemas import PageQuery
+from tenants.models import Tenant
+
+blp = Blueprint("notices", __name__, url_prefix="/api/v1", description="Notices, the cascade and the inbox")
+
+RECIPIENT_VIEW = NoticeOut(exclude=("audience", "author", "body", "reminder_at"))
+
+
+def _editable(slug: str, notice_id: int, action: str = "write") -> tuple[Tenant, Notice]:
+    tenant, subject = access_tenant(slug, "notices", action)
+    notice = get_owned(Notice, notice_id, tenant)
+    if not service.may_edit(notice, subject):
+        raise Denied(403)
+    return tenant, notice
+
+
+@blp.route("/tenants/<slug>/notices")
+class Notices(MethodView):
+    @blp.arguments(NoticeListQuery, location="query")
+    @blp.response(200, NoticeList)
+    def get(self, q, slug):
+        """The tenant's notices, newest first (editors: every status; others: what reached them)"""
+        tenant, subject = access_tenant(slug, "notices", "read")
+        after = decode_cursor(q["cursor"], (int,))
+        stmt = select(Notice)
+        if q["received"]:
+            firewall.require(subject, slug, "notices", "relay")
+            delivered = select(Delivery.notice_id).where(Delivery.tenant_id == tenant.id)
+            stmt = stmt.where(Notice.id.in_(delivered), Notice.tenant_id != tenant.id, Notice.status == "published")
+        elif firewall.allowed(subject, slug, "notices", "write"):
+            stmt = stmt.where(Notice.tenant_id == tenant.id)
+            if q["status"]:
+                stmt = stmt.where(Notice.status == q["status"])
+        else:
+            page = inbox.inbox_page(g.user, subject, limit=1000, after=None)
+            ids = [i["notice"].id for i in page["items"] if i["notice"].tenant_id == tenant.id]
+            stmt = stmt.where(Notice.id.in_(ids))
+        if after:
+            stmt = stmt.where(Notice.id < after[0])
+        rows = list(db.session.execute(stmt.order_by(Notice.id.desc()).limit(q["limit"] + 1)).scalars())
+        more = len(rows) > q["limit"]
+        rows = rows[: q["limit"]]
+        return {"items": rows, "next_cursor": encode_cursor(rows[-1].id) if more else None}
+
+    @blp.arguments(NoticeIn)
+    @blp.response(201, NoticeOut)
+    def post(self, body, slug):
+        """Write a notice: a draft, or scheduled when publish_at is given"""
+        tenant, subject = access_tenant(slug, "notices", "write")
+        return service.create_notice(tenant, g.user, subject, body)
+
+
+@blp.route("/tenants/<slug>/notices/preview")
+class Preview(MethodView):
+    @blp.arguments(PreviewIn)
+    @blp.response(200, PreviewOut)
+    def post(self, body, slug):
+        """How many members in how many unions an audience reaches if published now (counts only)"""
+        tenant, subject = access_tenant(slug, "notices", "write")
+        return aud.preview(aud.validate(body["audience"], tenant, subject), tenant)
+
+
+@blp.route("/tenants/<slug>/notices/<int:notice_id>")
+class OneNotice(MethodView):
+    @blp.response(200, NoticeOut)
+    def get(self, slug, notice_id):
+        """One notice: in full for its editors, as delivered for its recipients"""
+        tenant, subject = access_tenant(slug, "notices", "read")
+        notice = db.session.get(Notice, notice_id)
+        if notice is not None and notice.tenant_id == tenant.id and service.may_edit(notice, subject):
+            return notice
+        # Recipients see it only while it is in their inbox: a union's notice never leaks by id (F1, F5).
+        if notice is None or inbox.delivered_to(g.user, subject, notice_id) is None:
+            raise Denied(404)
+        if notice.tenant_id != tenant.id and slug != subject.tenant:
+            raise Denied(404)
+        return jsonify(RECIPIENT_VIEW.dump(notice))
+
+    @blp.arguments(NoticePatch)
+    @blp.response(200, NoticeOut)
+    def patch(self, body, slug, notice_id):
+        """Change a draft or scheduled notice (a published one: its text and event)"""
+        _, notice = _editable(slug, notice_id)
+        return service.update_notice(notice, g.subject, body)
+
+    @blp.response(200, NoticeOut)
+    def delete(self, slug, notice_id):
+        """Retract: the notice leaves every inbox at once"""
+        _, notice = _editable(slug, notice_id)
+        was_published = notice.status == "published"
+        notice = service.retract(notice, g.subject)
+        if was_published:
+            from federation.push import sender
+
+            enqueue_after_commit(sender.push_retraction, notice.id, job_id=f"retract:{notice.id}")
+            db.session.commit()
+        return notice
+
+
+@blp.route("/tenants/<slug>/notices/<int:notice_id>/publish")
+class Publish(MethodView):
+    @blp.response(202, NoticeOut)
+    def post(self, slug, notice_id):
+        """Publish now; the cascade runs in the background (watch it in stats.progress)"""
+        _, notice = _editable(slug, notice_id, "publish")
+        return service.publish_now(notice, g.subject)
+
+
+@blp.route("/tenants/<slug>/notices/<int:notice_id>/stats")
+class Stats(MethodView):
+    @blp.response(200, StatsOut)
+    def get(self, slug, notice_id):
+        """Recipients, deliveries, reads and reactions: counts only, per union for federation notices (F4)"""
+        tenant, _ = access_tenant(slug, "stats", "read")
+        return inbox.stats(get_owned(Notice, notice_id, tenant))
+
+
+@blp.route("/tenants/<slug>/notices/<int:notice_id>/receipts")
+class Receipts(MethodView):
+    @blp.arguments(ReceiptsQuery, location="query")
+    @blp.response(200, ReceiptsOut)
+    def get(self, q, slug, notice_id):
+        """Union officers: who in their own union read or reacted, in 50-on order. Federation organizers: the
+        members who shared their attendance"""
+        tenant, _ = access_tenant(slug, "receipts", "read")
+        notice = db.session.get(Notice, notice_id)
+        if notice is None:
+            raise Denied(404)
+        if tenant.kind == "federation":
+            if notice.tenant_id != tenant.id:
+                raise Denied(404)
+            return {"items": inbox.attendees_for_organizer(notice)}
+        reached = notice.tenant_id == tenant.id or db.session.execute(select(Delivery.id).where(
+            Delivery.notice_id == notice_id, Delivery.tenant_id == tenant.id)).first() is not None
+        if not reached:
+            raise Denied(404)
+        items = inbox.receipts_for_union(tenant, notice, reaction=q["reaction"])
+        return {"items": [{**i, "union": tenant.slug} for i in items]}
+
+
+@blp.route("/unions/<union>/relays")
+class Relays(MethodView):
+    @blp.arguments(RelayIn)
+    @blp.response(201, RelayOut)
+    def post(self, body, union):
+        """Relay a federation notice that reached the officers to the union's own members"""
+        tenant, subject = access_tenant(union, "notices", "relay", kind="union")
+        rows = service.relay(tenant, subject, body["notice_id"], body["audience"])
+        members = [d for d in rows if not d.for_relay]
+        return {"notice_id": body["notice_id"], "deliveries": len(members),
+                "recipients": sum(d.recipients for d in members)}
+
+
+# --- the member's side ---------------------------------------------------------------------------------------------
+
+@blp.route("/me/inbox")
+class Inbox(MethodView):
+    @blp.arguments(PageQuery, location="query")
+    @blp.response(200, InboxPage)
+    def get(self, q):
+        """Your inbox, newest first, with the unread count"""
+        subject = require_caller()
+        after = decode_cursor(q["cursor"], (str, int))
+        parsed = None
+        if after is not None:
+            try:
+                parsed = (datetime.fromisoformat(after[0]), after[1])
+            except ValueError:
+                raise APIError(400, "cursor: not a cursor this service gave out", fields={"cursor": ["invalid"]}) \
+                    from None
+        page = inbox.inbox_page(g.user, subject, limit=q["limit"], after=parsed)
+        cursor = page.pop("cursor")
+        page["next_cursor"] = encode_cursor(cursor[0].isoformat(), cursor[1]) if cursor else None
+        return page
+
+
+def _in_my_inbox(notice_id: int) -> Notice:
+    subject = require_caller()
+    found = inbox.delivered_to(g.user, subject, notice_id)
+    if found is None:
+        raise Denied(404)
+    return found[0]
+
+
+@blp.route("/me/inbox/<int:notice_id>/read")
+class MarkRead(MethodView):
+    @blp.response(200, ReceiptState)
+    def post(self, notice_id):
+        """Mark read (idempotent)"""
+        return inbox.mark_read(g.user, _in_my_inbox(notice_id))
+
+
+@blp.route("/me/inbox/<int:notice_id>/reaction")
+class Reaction(MethodView):
+    @blp.arguments(ReactionIn)
+    @blp.response(200, ReceiptState)
+    def put(self, body, notice_id):
+        """React with a stamp: attend, absent or read (null clears). Attending a federation seminar shares your
+        name, reading and union with its organizer"""
+        return inbox.react(g.user, _in_my_inbox(notice_id), body["stamp"])
+
+

@@ -1,0 +1,290 @@
+"""Sending Web Push from background jobs, in batches.
+
+push_deliveries  the devices of the recipients of freshly written deliveries, split into batches
+send_batch       one batch: pywebpush encrypts (aes128gcm, a fresh ephemeral key per message), a VAPID header signed
+                 once per push-service origin is reused, a thread pool with pooled keep-alive connections posts
+push_reminder    event reminders to recipients who have not reacted
+push_retraction  a retracted notice replaces its pending push (same Topic)
+
+Exactly once per device: a PushSend row is written for every push the service accepted, and a batch skips devices
+that already have one. 404/410 delete the subscription. 429 waits for Retry-After, 5xx and timeouts back off; only
+the devices left over are re-queued. An origin that keeps failing is paused for a while (circuit breaker).
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import urllib3
+from flask import current_app
+from pywebpush import WebPusher
+from sqlalchemy import delete, select
+
+from federation.dbutil import insert_ignore
+from federation.extensions import db, utcnow
+from federation.jobs import enqueue_now, job
+from federation.notices.audience import members_in_scope
+from federation.notices.models import Delivery, Notice, Receipt
+from federation.push import vapid
+from federation.push.records import PushSend, PushSubscription
+from tenants.models import RoleGrant, User
+
+log = logging.getLogger("musubi.push")
+
+MAX_PLAINTEXT = 3993  # 4096-byte body limit minus aes128gcm's 103 bytes of overhead
+BATCH = 500
+MAX_ATTEMPTS = 6
+BACKOFF = (2, 5, 15, 45, 120, 300)
+TTL = {"urgent": 6 * 3600, "reminder": 6 * 3600}
+DEFAULT_TTL = 3 * 86400
+BREAKER_THRESHOLD = 20  # consecutive failures of one origin...
+BREAKER_PAUSE = 60.0  # ...pause it this many seconds
+
+
+# --- payload ------------------------------------------------------------------------------------------------------
+
+def payload(notice: Notice, kind: str) -> bytes:
+    """The push carries the title, a short excerpt and a link; the notice itself is fetched when opened."""
+    excerpt = " ".join(notice.body.split())[:140]
+    data: dict[str, Any] = {"v": 1, "kind": kind, "notice_id": notice.id, "tenant": notice.tenant.name,
+                            "category": notice.category, "title": notice.title, "excerpt": excerpt,
+                            "url": f"/notices/{notice.id}"}
+    if kind == "retract":
+        data.update(title="", excerpt="")
+    raw = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    while len(raw) > MAX_PLAINTEXT and data["excerpt"]:
+        data["excerpt"] = data["excerpt"][: len(data["excerpt"]) // 2]
+        raw = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return raw
+
+
+def urgency(notice: Notice, kind: str) -> str:
+    return "high" if notice.category == "urgent" and kind == "notice" else "normal"
+
+
+def topic(notice: Notice, kind: str) -> str:
+    # One topic per notice, so a retraction or correction replaces a push the device has not fetched yet.
+    return f"n{notice.id}" if kind in ("notice", "retract") else f"r{notice.id}"
+
+
+# --- endpoints ----------------------------------------------------------------------------------------------------
+
+def endpoint_problem(endpoint: str) -> str | None:
+    """Push services are https; plain http is accepted only on the loopback interface (tests, local trials)."""
+    try:
+        parts = urlsplit(endpoint)
+    except ValueError:
+        return "not a URL"
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and parts.hostname:
+        host = parts.hostname
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                return None
+        except ValueError:
+            if host == "localhost":
+                return None
+    return "must be an https URL"
+
+
+# --- sending ------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    subscription_id: int
+    status: int  # HTTP status, or 0 for a network error / timeout
+    retry_after: float = 0.0
+
+
+class Breaker:
+    """Per-origin circuit breaker, per process: after BREAKER_THRESHOLD failures in a row, pause the origin."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fails: dict[str, int] = {}
+        self._open_until: dict[str, float] = {}
+
+    def open_for(self, origin: str) -> float:
+        return max(0.0, self._open_until.get(origin, 0.0) - time.monotonic())
+
+    def record(self, origin: str, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self._fails.pop(origin, None)
+                return
+            n = self._fails.get(origin, 0) + 1
+            self._fails[origin] = n
+            if n >= BREAKER_THRESHOLD:
+                self._open_until[origin] = time.monotonic() + BREAKER_PAUSE
+                self._fails[origin] = 0
+                log.warning("push service %s keeps failing: paused for %.0f s", origin, BREAKER_PAUSE)
+
+
+class Sender:
+    """One per process: the HTTP pool and the threads are reused by every batch."""
+
+    def __init__(self, threads: int, timeout: float) -> None:
+        self.http = urllib3.PoolManager(num_pools=32, maxsize=threads, retries=False,
+                                        timeout=urllib3.Timeout(connect=timeout, read=timeout))
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="musubi-push")
+        self.breaker = Breaker()
+
+    def send_one(self, keys: vapid.VapidKeys, sub: dict[str, Any], body: bytes, headers: dict[str, str]) -> Outcome:
+        endpoint = sub["endpoint"]
+        parts = urlsplit(endpoint)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if self.breaker.open_for(origin) > 0:
+            return Outcome(sub["id"], 0, self.breaker.open_for(origin))
+        encrypted = WebPusher(sub).encode(body, "aes128gcm")["body"]
+        try:
+            resp = self.http.request("POST", endpoint, body=encrypted, headers={
+                **headers, "Authorization": keys.authorization(endpoint), "Content-Encoding": "aes128gcm",
+                "Content-Type": "application/octet-stream"})
+        except urllib3.exceptions.HTTPError as exc:
+            log.info("push to %s failed: %s", origin, exc)
+            self.breaker.record(origin, False)
+            return Outcome(sub["id"], 0)
+        status = resp.status
+        self.breaker.record(origin, status < 500 and status != 429)
+        retry_after = 0.0
+        if status == 429:
+            try:
+                retry_after = float(resp.headers.get("Retry-After", "0"))
+            except ValueError:
+                retry_after = 0.0
+        return Outcome(sub["id"], status, retry_after)
+
+    def send_all(self, keys: vapid.VapidKeys, subs: list[dict[str, Any]], body: bytes,
+                 headers: dict[str, str]) -> list[Outcome]:
+        return list(self.pool.map(lambda s: self.send_one(keys, s, body, headers), subs))
+
+
+_sender: Sender | None = None
+_sender_lock = threading.Lock()
+
+
+def sender() -> Sender:
+    global _sender
+    with _sender_lock:
+        if _sender is None:
+            settings = current_app.config["MUSUBI"]
+            _sender = Sender(settings.push_threads, settings.push_timeout_seconds)
+        return _sender
+
+
+# --- jobs ---------------------------------------------------------------------------------------------------------
+
+def _recipients(delivery: Delivery):  # type: ignore[no-untyped-def]
+    if delivery.for_relay:
+        return (select(RoleGrant.user_id).join(User, User.id == RoleGrant.user_id)
+                .where(RoleGrant.tenant_id == delivery.tenant_id, RoleGrant.role == "union_admin",
+                       User.status == "active"))
+    return members_in_scope(delivery.tenant_id, (delivery.unit_path,))
+
+
+def _queue_batches(notice_id: int, kind: str, sub_ids: list[int]) -> int:
+    for i in range(0, len(sub_ids), BATCH):
+        batch = sub_ids[i:i + BATCH]
+        enqueue_now(send_batch, notice_id, kind, batch, 0, job_id=f"push:{notice_id}:{kind}:{batch[0]}:0")
+    return len(sub_ids)
+
+
+def _pending_subscriptions(notice_id: int, kind: str, users) -> list[int]:  # type: ignore[no-untyped-def]
+    already = select(PushSend.subscription_id).where(PushSend.notice_id == notice_id, PushSend.kind == kind)
+    readers = select(Receipt.user_id).where(Receipt.notice_id == notice_id, Receipt.read_at.is_not(None))
+    stmt = (select(PushSubscription.id).where(PushSubscription.user_id.in_(users),
+                                              PushSubscription.id.not_in(already))
+            .order_by(PushSubscription.id))
+    if kind != "retract":
+        stmt = stmt.where(PushSubscription.user_id.not_in(readers))
+    return list(db.session.execute(stmt).scalars())
+
+
+@job
+def push_deliveries(notice_id: int, delivery_ids: list[int]) -> None:
+    notice = db.session.get(Notice, notice_id)
+    if notice is None or notice.status != "published":
+        return
+    sub_ids: set[int] = set()
+    for delivery in db.session.execute(select(Delivery).where(Delivery.id.in_(delivery_ids))).scalars():
+        sub_ids.update(_pending_subscriptions(notice_id, "notice", _recipients(delivery)))
+    _queue_batches(notice_id, "notice", sorted(sub_ids))
+
+
+@job
+def push_reminder(notice_id: int) -> None:
+    """Recipients of an event notice who have not reacted yet get one reminder."""
+    notice = db.session.get(Notice, notice_id)
+    if notice is None or notice.status != "published":
+        return
+    reacted = select(Receipt.user_id).where(Receipt.notice_id == notice_id, Receipt.reaction.is_not(None))
+    sub_ids: set[int] = set()
+    for delivery in db.session.execute(select(Delivery).where(Delivery.notice_id == notice_id)).scalars():
+        users = _recipients(delivery).where(User.id.not_in(reacted)) if not delivery.for_relay \
+            else _recipients(delivery)
+        sub_ids.update(_pending_subscriptions(notice_id, "reminder", users))
+    _queue_batches(notice_id, "reminder", sorted(sub_ids))
+
+
+@job
+def push_retraction(notice_id: int) -> None:
+    """Devices that were sent the notice get a retraction under the same Topic, replacing it if still pending."""
+    sent = select(PushSend.user_id).where(PushSend.notice_id == notice_id, PushSend.kind == "notice")
+    _queue_batches(notice_id, "retract", _pending_subscriptions(notice_id, "retract", sent))
+
+
+@job
+def send_batch(notice_id: int, kind: str, sub_ids: list[int], attempt: int = 0) -> None:
+    notice = db.session.get(Notice, notice_id)
+    if notice is None or (notice.status != "published" and kind != "retract"):
+        return  # retracted while queued: skipped at send time
+    settings = current_app.config["MUSUBI"]
+    try:
+        keys = vapid.keys(settings.vapid_file, settings.vapid_subject)
+    except vapid.VapidMissing as exc:
+        log.warning("push not sent: %s", exc)
+        return
+    users = select(PushSubscription.user_id).where(PushSubscription.id.in_(sub_ids))
+    todo = set(_pending_subscriptions(notice_id, kind, users)) & set(sub_ids)
+    rows = db.session.execute(select(PushSubscription).where(PushSubscription.id.in_(todo))).scalars().all()
+    subs = [{"id": r.id, "endpoint": r.endpoint, "keys": {"p256dh": r.p256dh, "auth": r.auth}} for r in rows]
+    owners = {r.id: (r.user_id, r.tenant_id) for r in rows}
+    db.session.rollback()  # hold no transaction open while the network is busy
+    if not subs:
+        return
+    headers = {"TTL": str(TTL.get(kind, TTL.get(notice.category, DEFAULT_TTL))),
+               "Urgency": urgency(notice, kind), "Topic": topic(notice, kind)}
+    outcomes = sender().send_all(keys, subs, payload(notice, kind), headers)
+    sent = [o.subscription_id for o in outcomes if 200 <= o.status < 300]
+    gone = [o.subscription_id for o in outcomes if o.status in (404, 410)]
+    retry = [o for o in outcomes if o.status == 0 or o.status == 429 or o.status >= 500]
+    dropped = [o for o in outcomes if o.status in (400, 401, 403, 413)]
+    now = utcnow()
+    if sent:
+        db.session.execute(insert_ignore(PushSend), [
+            {"notice_id": notice_id, "subscription_id": s, "kind": kind, "user_id": owners[s][0],
+             "tenant_id": owners[s][1], "sent_at": now} for s in sent])
+        db.session.execute(PushSubscription.__table__.update().where(PushSubscription.id.in_(sent))
+                           .values(last_success_at=now))
+    if gone:
+        # The browser unsubscribed or the service forgot it: the subscription is dead for good.
+        db.session.execute(delete(PushSubscription).where(PushSubscription.id.in_(gone)))
+    for o in dropped:
+        log.warning("push %s to subscription %s refused with %s; not retried", kind, o.subscription_id, o.status)
+    db.session.commit()
+    if retry and attempt + 1 < MAX_ATTEMPTS:
+        wait = max([BACKOFF[min(attempt, len(BACKOFF) - 1)]] + [o.retry_after for o in retry])
+        left = sorted(o.subscription_id for o in retry)
+        enqueue_now(send_batch, notice_id, kind, left, attempt + 1, delay=wait,
+                    job_id=f"push:{notice_id}:{kind}:{left[0]}:{attempt + 1}")
+    elif retry:
+        log.warning("push %s of notice %s gave up on %d devices after %d attempts", kind, notice_id, len(retry),
+                    MAX_ATTEMPTS)
