@@ -26,6 +26,12 @@ def _app() -> Flask:
     return create_app()
 
 
+def current_settings():  # type: ignore[no-untyped-def]
+    from flask import current_app
+
+    return current_app.config["MUSUBI"]
+
+
 def with_app(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Run the command inside an app context and turn every expected failure into one line."""
 
@@ -79,6 +85,12 @@ def demo(members: int) -> None:
     upgrade()
     for line in build_demo(members=members, progress=True):
         click.echo(line)
+    from federation.push import vapid
+
+    settings = current_settings()
+    if not settings.vapid_file.exists():
+        vapid.generate(settings.vapid_file)
+        click.echo(f"a VAPID key for Web Push was written to {settings.vapid_file}")
 
 
 @cli.command("serve")

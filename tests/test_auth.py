@@ -76,11 +76,12 @@ def test_revoked_role_is_denied_on_the_next_request_with_a_token_issued_before(w
 
 def test_revocation_made_by_another_process_is_seen_on_the_next_request(world, app):
     """A second app (as another gunicorn worker would be) revokes; this process must not answer from its cache."""
-    from federation import create_app
-    from tenants.service import revoke_role, user_in
-    from tenants.models import Tenant
-    from federation.extensions import db
     from sqlalchemy import select
+
+    from federation import create_app
+    from federation.extensions import db
+    from tenants.models import Tenant
+    from tenants.service import revoke_role, user_in
 
     fed_staff = login(world.client, "fed", "staff")
     assert fed_staff.get("/api/v1/tenants/fed/members").status_code == 200  # warms this process's cache
@@ -108,7 +109,8 @@ def test_cookie_writes_need_the_csrf_token(world):
     c = world.app.test_client()
     r = c.post("/api/v1/auth/login", json={"tenant": "union-a", "login_id": "aadmin", "password": PW})
     csrf = r.get_json()["csrf_token"]
-    body = {"login_id": "newbie", "display_name": "新人 一", "name_kana": "しんじん はじめ", "password": "Newbie-pass-1"}
+    body = {"login_id": "newbie", "display_name": "新人 一", "name_kana": "しんじん はじめ",
+            "password": "Newbie-pass-1"}
     assert c.post("/api/v1/tenants/union-a/members", json=body).status_code == 403
     r = c.post("/api/v1/tenants/union-a/members", json=body, headers={"X-CSRF-Token": csrf})
     assert r.status_code == 201

@@ -1,0 +1,1 @@
+"""The benchmark suites of `python cli.py bench`."""

@@ -1,0 +1,178 @@
+"""`python cli.py demo`: a realistic federation to try musubi with: 9 regional blocks, 47 prefecture councils,
+30 unions with branches and workplaces, members with Japanese names and readings, some unions opted in, a few
+notices already out. Everything is written through the same services as the API (bulk inserts for members)."""
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import timedelta
+
+import click
+from sqlalchemy import insert, select
+
+from federation.audit.chain import record
+from federation.auth.passwords import hash_password
+from federation.extensions import db, utcnow
+from tenants import service as ts
+from tenants.kana import kana_sort_key
+from tenants.models import Tenant, User
+
+ACTOR = "system:demo"
+PASSWORD = "musubi-demo-2026"
+FEDERATION = ("ictu", "情報通信産業労働組合連合会")
+
+BLOCKS = {
+    "北海道ブロック": ["01"],
+    "東北ブロック": ["02", "03", "04", "05", "06", "07"],
+    "関東ブロック": ["08", "09", "10", "11", "12", "13", "14", "19"],
+    "北陸ブロック": ["15", "16", "17", "18"],
+    "東海ブロック": ["20", "21", "22", "23", "24"],
+    "近畿ブロック": ["25", "26", "27", "28", "29", "30"],
+    "中国ブロック": ["31", "32", "33", "34", "35"],
+    "四国ブロック": ["36", "37", "38", "39"],
+    "九州ブロック": ["40", "41", "42", "43", "44", "45", "46", "47"],
+}
+PREFECTURES = ["北海道", "青森", "岩手", "宮城", "秋田", "山形", "福島", "茨城", "栃木", "群馬", "埼玉", "千葉", "東京",
+               "神奈川", "新潟", "富山", "石川", "福井", "山梨", "長野", "岐阜", "静岡", "愛知", "三重", "滋賀", "京都",
+               "大阪", "兵庫", "奈良", "和歌山", "鳥取", "島根", "岡山", "広島", "山口", "徳島", "香川", "愛媛", "高知",
+               "福岡", "佐賀", "長崎", "熊本", "大分", "宮崎", "鹿児島", "沖縄"]
+UNION_STEMS = [("sakura", "さくら通信"), ("midori", "みどり電話"), ("aozora", "あおぞらネット"),
+               ("hikari", "ひかり回線"),
+               ("kaze", "かぜ通信サービス"), ("umi", "うみ情報システム"), ("yama", "やまびこテレコム"),
+               ("hoshi", "ほし放送"), ("tsuki", "つきよみデータ"), ("kawa", "かわせみ通信"), ("mori", "もりの光"),
+               ("nami", "なみ通信建設"), ("sora", "そら衛星"), ("hana", "はなケーブル"), ("kumo", "くもクラウド"),
+               ("ishi", "いしずえ通信"), ("taki", "たき電気通信"), ("kiri", "きりしま通信"), ("yuki", "ゆきぐに電話"),
+               ("haru", "はるかぜネット"), ("natsu", "なつめ情報"), ("aki", "あきつ通信"), ("fuyu", "ふゆの星通信"),
+               ("tomo", "ともしび通信"), ("michi", "みちのく回線"), ("shio", "しおさい通信"), ("ine", "いなほネット"),
+               ("take", "たけのこ情報"), ("kaede", "かえで通信"), ("suzu", "すずらん電話")]
+SURNAMES = [("佐藤", "さとう"), ("鈴木", "すずき"), ("高橋", "たかはし"), ("田中", "たなか"), ("伊藤", "いとう"),
+            ("渡辺", "わたなべ"), ("山本", "やまもと"), ("中村", "なかむら"), ("小林", "こばやし"), ("加藤", "かとう"),
+            ("吉田", "よしだ"), ("山田", "やまだ"), ("佐々木", "ささき"), ("山口", "やまぐち"), ("松本", "まつもと"),
+            ("井上", "いのうえ"), ("木村", "きむら"), ("林", "はやし"), ("清水", "しみず"), ("阿部", "あべ"),
+            ("青木", "あおき"), ("石川", "いしかわ"), ("前田", "まえだ"), ("藤田", "ふじた"), ("岡田", "おかだ")]
+GIVEN = [("翔", "しょう"), ("恵", "めぐみ"), ("健", "けん"), ("陽菜", "ひな"), ("大輔", "だいすけ"), ("美咲", "みさき"),
+         ("蓮", "れん"), ("結衣", "ゆい"), ("拓也", "たくや"), ("さくら", "さくら"), ("直樹", "なおき"), ("彩", "あや"),
+         ("亮", "りょう"), ("真由美", "まゆみ"), ("誠", "まこと"), ("愛", "あい"), ("隆", "たかし"), ("千尋", "ちひろ")]
+
+
+def build_demo(*, members: int = 3000, progress: bool = False, seed: int = 2026) -> Iterator[str]:
+    rng = random.Random(seed)
+    existing = db.session.execute(select(Tenant).where(Tenant.slug == FEDERATION[0])).scalar_one_or_none()
+    if existing is None:
+        _build(rng, members, progress)
+    else:
+        yield "the demo data is already there; its sign-in lines:"
+    fed_slug, _ = FEDERATION
+    first_union = db.session.execute(
+        select(Tenant.slug).where(Tenant.kind == "union").order_by(Tenant.id).limit(1)).scalar_one()
+    yield "sign in at http://127.0.0.1:5000/ (python cli.py serve), or POST /api/v1/auth/login:"
+    yield f"  federation editor  tenant={fed_slug:<14} login_id=staff    password={PASSWORD}"
+    yield f"  union admin        tenant={first_union:<14} login_id=10001    password={PASSWORD}"
+    yield f"  member             tenant={first_union:<14} login_id=10003    password={PASSWORD}"
+    yield f"  auditor            tenant={'platform':<14} login_id=auditor  password={PASSWORD}"
+
+
+def _build(rng: random.Random, members: int, progress: bool) -> None:
+    pw = hash_password(PASSWORD)  # one hash for every demo account: hashing thousands would take minutes
+    platform = db.session.execute(select(Tenant).where(Tenant.slug == "platform")).scalar_one()
+    for login, name, kana, role in (("auditor", "監査 太郎", "かんさ たろう", "auditor"),
+                                    ("admin", "運用 花子", "うんよう はなこ", "platform_admin")):
+        u = ts.create_user(platform, login_id=login, display_name=name, name_kana=kana, password=None,
+                           password_hash=pw, actor=ACTOR)
+        ts.grant_role(platform, u, role, None, actor=ACTOR)
+    fed = ts.create_tenant(FEDERATION[0], FEDERATION[1], "federation", actor=ACTOR)
+    councils = []
+    for block_name, prefs in BLOCKS.items():
+        block = ts.create_unit(fed, name=block_name, kind="block", parent_id=None, prefecture=None, actor=ACTOR)
+        for code in prefs:
+            councils.append(ts.create_unit(fed, name=f"{PREFECTURES[int(code) - 1]}県協", kind="council",
+                                           parent_id=block.id, prefecture=code, actor=ACTOR))
+    for login, name, kana, role in (("admin", "書記長 一郎", "しょきちょう いちろう", "fed_admin"),
+                                    ("staff", "教宣 局子", "きょうせん きょくこ", "fed_editor")):
+        u = ts.create_user(fed, login_id=login, display_name=name, name_kana=kana, password=None, password_hash=pw,
+                           actor=ACTOR)
+        ts.grant_role(fed, u, role, None, actor=ACTOR)
+    kanto = next(c for c in councils if c.prefecture == "13")
+    u = ts.create_user(fed, login_id="tokyo", display_name="東京県協 事務局",
+                       name_kana="とうきょうけんきょう じむきょく", password=None, password_hash=pw, actor=ACTOR)
+    ts.grant_role(fed, u, "unit_editor", kanto.id, actor=ACTOR)
+
+    per_union = max(4, members // len(UNION_STEMS))
+    bar = click.progressbar(UNION_STEMS, label="building 30 unions", file=None) if progress else None
+    items = bar if bar is not None else UNION_STEMS
+    if bar is not None:
+        bar.__enter__()
+    try:
+        for n, (stem, name) in enumerate(items):
+            _union(rng, fed, councils, n, stem, name, per_union, pw)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    _notices(fed)
+
+
+def _union(rng: random.Random, fed: Tenant, councils: list, n: int, stem: str, name: str, count: int,
+           pw: str) -> None:
+    union = ts.create_tenant(f"{stem}-roso", f"{name}労働組合", "union", actor=ACTOR)
+    branches = []
+    for b in range(rng.randint(2, 3)):
+        branch = ts.create_unit(union, name=["本社支部", "東日本支部", "西日本支部"][b], kind="branch", parent_id=None,
+                                prefecture=None, actor=ACTOR)
+        workplaces = [ts.create_unit(union, name=f"{branch.name[:-2]}第{w + 1}分会", kind="workplace",
+                                     parent_id=branch.id, prefecture=None, actor=ACTOR) for w in range(2)]
+        branches.append((branch, workplaces))
+    rows = []
+    for i in range(count):
+        sur, sur_kana = rng.choice(SURNAMES)
+        given, given_kana = rng.choice(GIVEN)
+        _, workplaces = branches[i % len(branches)]
+        kana = f"{sur_kana} {given_kana}"
+        rows.append({"tenant_id": union.id, "login_id": str(10001 + i), "display_name": f"{sur} {given}",
+                     "name_kana": kana, "kana_key": kana_sort_key(kana), "password_hash": pw, "status": "active",
+                     "unit_id": workplaces[i % 2].id, "created_at": utcnow()})
+    db.session.execute(insert(User), rows)
+    record("members.import", actor=ACTOR, tenant=union.slug, data={"created": count, "source": "demo"})
+    db.session.commit()
+    users = {u.login_id: u for u in db.session.execute(
+        select(User).where(User.tenant_id == union.id, User.login_id.in_(["10001", "10002"]))).scalars()}
+    ts.grant_role(union, users["10001"], "union_admin", None, actor=ACTOR)
+    ts.grant_role(union, users["10002"], "union_editor", None, actor=ACTOR)
+    if n % 10 == 9:
+        return  # every tenth union runs on its own, outside the federation
+    council = councils[(n * 7) % len(councils)] if n else next(c for c in councils if c.prefecture == "13")
+    ts.invite(fed, union.slug, council.id, actor="user:ictu/admin")
+    ts.accept(union, actor=f"user:{union.slug}/10001")
+    if n % 3 != 2:
+        ts.set_cascade(union, "opted_in", actor=f"user:{union.slug}/10001")
+
+
+def _notices(fed: Tenant) -> None:
+    from federation.auth.service import subject_of
+    from federation.notices import service as ns
+
+    staff = db.session.execute(select(User).where(User.tenant_id == fed.id, User.login_id == "staff")).scalar_one()
+    subject = subject_of(staff)
+    starts = (utcnow() + timedelta(days=10)).replace(hour=9, minute=0, second=0, microsecond=0)
+    seminar = ns.create_notice(fed, staff, subject, {
+        "title": "2027春闘 学習会のご案内",
+        "body": "春闘に向けた学習会を開催します。\n\n- 講師: 中央執行委員\n- 対象: 全組合員\n\n"
+                "**出席** を押すと、氏名・よみ・組合名が主催者に共有されます。",
+        "category": "seminar", "audience": {"all": True},
+        "event": {"starts_at": starts, "ends_at": starts + timedelta(hours=2), "place": "東京・連合会館",
+                  "online_url": "https://meet.example.jp/shunto"}})
+    ns.publish_now(seminar, subject)
+    urgent = ns.create_notice(fed, staff, subject, {
+        "title": "【緊急】台風接近に伴う安全確保のお願い",
+        "body": "不要不急の外出は控え、安全を最優先してください。",
+        "category": "urgent", "audience": {"all": True}})
+    ns.publish_now(urgent, subject)
+    first = db.session.execute(select(Tenant).where(Tenant.kind == "union").order_by(Tenant.id).limit(1)).scalar_one()
+    admin = db.session.execute(select(User).where(User.tenant_id == first.id, User.login_id == "10001")).scalar_one()
+    internal = ns.create_notice(first, admin, subject_of(admin), {
+        "title": "定期大会 議案書の配布について",
+        "body": "第25回定期大会の議案書を配布します。職場討議をお願いします。",
+        "category": "meeting", "audience": {"all": True}})
+    ns.publish_now(internal, subject_of(admin))
+    from federation import jobs
+
+    jobs.drain(timeout=300)
