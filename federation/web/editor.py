@@ -1,0 +1,235 @@
+"""Pages for those who write notices (federation staff, block and council officers, union editors): the list, the
+compose form with its audience tree and live count, and the per-notice stats and receipts."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import g, redirect, render_template, request, url_for
+from marshmallow import ValidationError
+
+from federation.access import access_tenant, get_owned
+from federation.errors import APIError
+from federation.extensions import db
+from federation.firewall import Denied, firewall
+from federation.jobs import enqueue_after_commit
+from federation.notices import audience as aud
+from federation.notices import inbox, service
+from federation.notices.markdown import render
+from federation.notices.models import CATEGORIES, STAMPS, STATUSES, Notice
+from federation.notices.schemas import NoticeIn
+from federation.web import bp, formatting
+from federation.web.reads import audience_tree, own_notices, reached_union, tenant_names
+
+WHEN = ("now", "schedule", "draft")
+
+
+def _editable(slug: str, notice_id: int, action: str = "write") -> tuple[Any, Notice]:
+    """The same gate as the API's: the firewall for the tenant, then the row through its tenant, then may_edit."""
+    tenant, subject = access_tenant(slug, "notices", action)
+    notice = get_owned(Notice, notice_id, tenant)
+    if not service.may_edit(notice, subject):
+        raise Denied(403)
+    return tenant, notice
+
+
+@bp.route("/t/<slug>/notices")
+def notices(slug: str):  # type: ignore[no-untyped-def]
+    tenant, subject = access_tenant(slug, "notices", "write")
+    status = request.args.get("status")
+    rows = own_notices(tenant, status=status if status in STATUSES else None)
+    return render_template("web/notices.html", tenant=tenant, notices=rows, status=status, statuses=STATUSES,
+                           may_stats=firewall.allowed(subject, slug, "stats", "read"),
+                           may_receipts=firewall.allowed(subject, slug, "receipts", "read"),
+                           may_publish=firewall.allowed(subject, slug, "notices", "publish"),
+                           editable={n.id for n in rows if service.may_edit(n, subject)},
+                           done=request.args.get("done"))
+
+
+# --- compose -------------------------------------------------------------------------------------------------------
+
+def _audience_from_form(form: Any) -> dict[str, Any]:
+    if form.get("audience_all"):
+        return {"all": True}
+    out: dict[str, Any] = {}
+    units = []
+    for raw in form.getlist("audience_unit"):
+        try:
+            units.append(int(raw))
+        except ValueError:
+            continue
+    if units:
+        out["units"] = units
+    unions = [s for s in form.getlist("audience_union") if s]
+    if unions:
+        out["unions"] = unions
+    return out
+
+
+def _notice_body(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """The form as the API's notice body, and the problems that stop it before the service sees it."""
+    problems: dict[str, str] = {}
+    raw: dict[str, Any] = {"title": form.get("title", "").strip(), "body": form.get("body", ""),
+                           "category": form.get("category", "general"), "audience": _audience_from_form(form)}
+    if form.get("has_event"):
+        try:
+            starts = formatting.parse_local(form.get("event_starts"))
+            ends = formatting.parse_local(form.get("event_ends"))
+        except ValueError:
+            starts = ends = None
+            problems["event"] = "date"
+        if starts is None and "event" not in problems:
+            problems["event"] = "date"
+        if starts is not None:
+            raw["event"] = {"starts_at": starts.isoformat(), "ends_at": ends.isoformat() if ends else None,
+                            "place": form.get("event_place", "").strip() or None,
+                            "online_url": form.get("event_online_url", "").strip() or None}
+    if form.get("when") == "schedule":
+        try:
+            publish_at = formatting.parse_local(form.get("publish_at"))
+        except ValueError:
+            publish_at = None
+        if publish_at is None:
+            problems["publish_at"] = "date"
+        else:
+            raw["publish_at"] = publish_at.isoformat()
+    return raw, problems
+
+
+def _fields_of(error: ValidationError | APIError) -> dict[str, str]:
+    messages = error.messages if isinstance(error, ValidationError) else error.fields
+    out: dict[str, str] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            out[str(key)] = _first(value)
+    if not out and isinstance(error, APIError):
+        out["_"] = error.message
+    return out
+
+
+def _first(value: Any) -> str:
+    while isinstance(value, list | tuple) and value:
+        value = value[0]
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_first(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _compose_page(tenant: Any, subject: Any, form: Any, *, errors: dict[str, str] | None = None,
+                  preview_html: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    roots, may_all = audience_tree(tenant, subject)
+    audience = _audience_from_form(form) if form else {}
+    counts = None
+    if audience:
+        try:
+            counts = aud.preview(aud.validate(audience, tenant, subject), tenant)
+        except APIError:
+            counts = None
+    selected = {"all": bool(audience.get("all")), "units": set(audience.get("units", [])),
+                "unions": set(audience.get("unions", []))}
+    return render_template("web/compose.html", tenant=tenant, roots=roots, may_all=may_all, form=form or {},
+                           errors=errors or {}, preview_html=preview_html, counts=counts, selected=selected,
+                           categories=CATEGORIES, may_publish=firewall.allowed(subject, tenant.slug, "notices",
+                                                                               "publish")), status
+
+
+@bp.route("/t/<slug>/notices/new", methods=["GET", "POST"])
+def compose(slug: str):  # type: ignore[no-untyped-def]
+    tenant, subject = access_tenant(slug, "notices", "write")
+    if request.method == "GET":
+        return _compose_page(tenant, subject, None)
+    form = request.form
+    if form.get("action") == "preview":
+        return _compose_page(tenant, subject, form, preview_html=render(form.get("body", "")) or "")
+    raw, problems = _notice_body(form)
+    when = form.get("when") if form.get("when") in WHEN else "draft"
+    if problems:
+        return _compose_page(tenant, subject, form, errors=problems, status=422)
+    try:
+        body = NoticeIn().load(raw)
+        if when == "now":
+            # Publishing is its own permission: checked before anything is written.
+            firewall.require(subject, slug, "notices", "publish")
+        notice = service.create_notice(tenant, g.user, subject, body)
+    except (ValidationError, APIError) as exc:
+        db.session.rollback()
+        return _compose_page(tenant, subject, form, errors=_fields_of(exc), status=422)
+    if when == "now":
+        service.publish_now(notice, subject)
+    target = "web.stats" if firewall.allowed(subject, slug, "stats", "read") else "web.notices"
+    args = {"slug": slug, "notice_id": notice.id} if target == "web.stats" else {"slug": slug}
+    return redirect(url_for(target, **args, done=notice.status))
+
+
+@bp.route("/t/<slug>/notices/markdown", methods=["POST"])
+def markdown_preview(slug: str):  # type: ignore[no-untyped-def]
+    """The compose page's preview: the very renderer and sanitizer a published notice goes through."""
+    access_tenant(slug, "notices", "write")
+    return render(request.form.get("body", "")), 200, {"Content-Type": "text/html; charset=utf-8"}
+
+
+@bp.route("/t/<slug>/notices/<int:notice_id>/publish", methods=["POST"])
+def publish(slug: str, notice_id: int):  # type: ignore[no-untyped-def]
+    _tenant, notice = _editable(slug, notice_id, "publish")
+    service.publish_now(notice, g.subject)
+    return redirect(url_for("web.notices", slug=slug, done="published"))
+
+
+@bp.route("/t/<slug>/notices/<int:notice_id>/retract", methods=["POST"])
+def retract(slug: str, notice_id: int):  # type: ignore[no-untyped-def]
+    _tenant, notice = _editable(slug, notice_id)
+    was_published = notice.status == "published"
+    service.retract(notice, g.subject)
+    if was_published:
+        from federation.push import sender
+
+        # Devices that were sent the notice get a retraction under the same Topic (as the API's DELETE does).
+        enqueue_after_commit(sender.push_retraction, notice.id, job_id=f"retract:{notice.id}")
+        db.session.commit()
+    return redirect(url_for("web.notices", slug=slug, done="retracted"))
+
+
+# --- watching it arrive ----------------------------------------------------------------------------------------------
+
+@bp.route("/t/<slug>/notices/<int:notice_id>/stats")
+def stats(slug: str, notice_id: int):  # type: ignore[no-untyped-def]
+    tenant, subject = access_tenant(slug, "stats", "read")
+    notice = get_owned(Notice, notice_id, tenant)
+    numbers = inbox.stats(notice)
+    unions = numbers.get("unions", [])
+    names = tenant_names({u["union"] for u in unions})
+    attendees = None
+    if tenant.kind == "federation" and notice.category == "seminar" \
+            and firewall.allowed(subject, slug, "receipts", "read"):
+        # F4: only the members who pressed attend, and so chose to share their name with the organizer.
+        attendees = inbox.attendees_for_organizer(notice)
+        names.update(tenant_names({a["union"] for a in attendees}))
+    return render_template("web/stats.html", tenant=tenant, notice=notice, numbers=numbers, unions=unions,
+                           names=names, attendees=attendees, audience=json.loads(notice.audience),
+                           done=request.args.get("done"),
+                           may_receipts=tenant.kind == "union" and firewall.allowed(subject, slug, "receipts",
+                                                                                    "read"))
+
+
+@bp.route("/t/<slug>/notices/<int:notice_id>/receipts")
+def receipts(slug: str, notice_id: int):  # type: ignore[no-untyped-def]
+    tenant, _subject = access_tenant(slug, "receipts", "read")
+    notice = db.session.get(Notice, notice_id)
+    if notice is None:
+        raise Denied(404)
+    reaction = request.args.get("reaction")
+    reaction = reaction if reaction in STAMPS else None
+    if tenant.kind == "federation":
+        if notice.tenant_id != tenant.id:
+            raise Denied(404)
+        items = inbox.attendees_for_organizer(notice)
+        return render_template("web/receipts.html", tenant=tenant, notice=notice, items=items, reaction=None,
+                               organizer=True, names=tenant_names({i["union"] for i in items}), summary=None)
+    if not reached_union(tenant, notice):
+        raise Denied(404)
+    everyone = inbox.receipts_for_union(tenant, notice)
+    items = [i for i in everyone if i["reaction"] == reaction] if reaction else everyone
+    summary = {"total": len(everyone), "read": sum(1 for i in everyone if i["read_at"]),
+               **{s: sum(1 for i in everyone if i["reaction"] == s) for s in STAMPS}}
+    return render_template("web/receipts.html", tenant=tenant, notice=notice, items=items, reaction=reaction,
+                           organizer=False, names={}, summary=summary)

@@ -1,0 +1,90 @@
+"""How the pages write dates, people's readings and rates."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from flask_babel import get_locale
+
+from tenants.kana import kana_sort_key
+
+# Japan keeps no daylight saving time, so a fixed offset is exact and needs no tz database on the server.
+JST = timezone(timedelta(hours=9), "JST")
+WEEKDAYS_JA = "月火水木金土日"
+WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+# 50-on rows by the first kana of the reading (hiragana code points, as kana_sort_key folds katakana to them).
+KANA_ROWS = (
+    ("\u3041", "\u304a", "あ"), ("\u304b", "\u3054", "か"), ("\u3055", "\u305e", "さ"), ("\u305f", "\u3069", "た"),
+    ("\u306a", "\u306e", "な"), ("\u306f", "\u307d", "は"), ("\u307e", "\u3082", "ま"), ("\u3083", "\u3088", "や"),
+    ("\u3089", "\u308d", "ら"), ("\u308e", "\u3093", "わ"), ("\u3094", "\u3094", "あ"),
+)
+
+
+def _is_ja() -> bool:
+    locale = get_locale()
+    return locale is None or locale.language == "ja"
+
+
+def to_jst(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(JST)
+
+
+def format_datetime(value: datetime | None) -> str:
+    """2026年11月24日(火) 18:30 in Japanese; Tue 24 Nov 2026 18:30 in English. Always Japan time."""
+    if value is None:
+        return ""
+    local = to_jst(value)
+    if _is_ja():
+        return f"{local.year}年{local.month}月{local.day}日({WEEKDAYS_JA[local.weekday()]}) {local:%H:%M}"
+    return f"{WEEKDAYS_EN[local.weekday()]} {local.day} {MONTHS_EN[local.month - 1]} {local.year} {local:%H:%M}"
+
+
+def format_date(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    local = to_jst(value)
+    if _is_ja():
+        return f"{local.year}年{local.month}月{local.day}日({WEEKDAYS_JA[local.weekday()]})"
+    return f"{WEEKDAYS_EN[local.weekday()]} {local.day} {MONTHS_EN[local.month - 1]} {local.year}"
+
+
+def format_event(starts: datetime | None, ends: datetime | None) -> str:
+    """An event's time; the end shows only its clock when it is on the same day."""
+    if starts is None:
+        return ""
+    text = format_datetime(starts)
+    if ends is not None:
+        same_day = to_jst(starts).date() == to_jst(ends).date()
+        text += "〜" + (f"{to_jst(ends):%H:%M}" if same_day else format_datetime(ends))
+    return text
+
+
+def iso_local(value: datetime | None) -> str:
+    """The value an <input type="datetime-local"> shows: Japan time, minutes."""
+    return to_jst(value).strftime("%Y-%m-%dT%H:%M") if value else ""
+
+
+def parse_local(text: str | None) -> datetime | None:
+    """What a person typed into a datetime-local field, read as Japan time; None when empty. ValueError if garbled."""
+    if not text or not text.strip():
+        return None
+    return datetime.fromisoformat(text.strip()).replace(tzinfo=JST).astimezone(UTC)
+
+
+def kana_row(kana: str | None) -> str:
+    """The 50-on row a reading files under (あ, か, さ ...); anything else under ＃."""
+    key = kana_sort_key(kana or "")
+    if not key:
+        return "＃"
+    first = key[0]
+    for low, high, row in KANA_ROWS:
+        if low <= first <= high:
+            return row
+    return "＃"
+
+
+def percent(part: int, whole: int) -> int:
+    return round(100 * part / whole) if whole else 0
