@@ -22,7 +22,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
         JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=25 * 1024 * 1024,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # No ping per checkout (a round trip on every request): a connection found dead raises, SQLAlchemy then
+        # invalidates the whole pool, and the next request reconnects (docs/operations.md, "database restarts").
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": False, "pool_recycle": 1800},
     )
     if test_config:
         app.config.update(test_config)
@@ -48,10 +50,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     for blueprint in (auth_views.blp, tenant_views.blp, notice_views.blp, push_views.blp, audit_views.blp):
         api.register_blueprint(blueprint)
+    from federation.web import bp as web_pages
 
-    from federation import http
+    app.register_blueprint(web_pages)
+
+    from federation import health, http
 
     http.init_app(app)
+    health.init_app(app)
     logging.getLogger("musubi").setLevel(logging.INFO)
     return app
 

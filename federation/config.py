@@ -83,8 +83,9 @@ class Settings:
     vapid_subject: str
     reminder_lead_hours: int
     scheduler_tick_seconds: int
-    push_threads: int
+    push_concurrency: int
     push_timeout_seconds: int
+    cascade_chunk: int
 
     def flask_mapping(self) -> dict[str, object]:
         return {
@@ -111,6 +112,15 @@ def load_settings() -> Settings:
         vapid_subject=os.environ.get("MUSUBI_VAPID_SUBJECT", "mailto:admin@musubi.invalid"),
         reminder_lead_hours=_int("MUSUBI_REMINDER_LEAD_HOURS", 24),
         scheduler_tick_seconds=_int("MUSUBI_SCHEDULER_TICK_SECONDS", 5),
-        push_threads=_int("MUSUBI_PUSH_THREADS", 8),
+        push_concurrency=_int("MUSUBI_PUSH_CONCURRENCY", 32),
         push_timeout_seconds=_int("MUSUBI_PUSH_TIMEOUT_SECONDS", 10),
+        cascade_chunk=_cascade_chunk(),
     )
+
+
+def _cascade_chunk() -> int:
+    """Unions per delivery job; 0 (unset) leaves it to the cascade's own default."""
+    value = _int("MUSUBI_CASCADE_CHUNK", 0)
+    if value < 0:
+        raise ConfigError(f"MUSUBI_CASCADE_CHUNK must be 0 or more, got {value}")
+    return value

@@ -21,6 +21,10 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _identify() -> None:
+        if "\x00" in request.path:
+            # A path segment becomes a query parameter (a slug, a login id); PostgreSQL text cannot hold NUL, and a
+            # malformed request must be a 400, not a database error.
+            raise APIError(400, "the path contains a NUL character", fields={"path": ["must not contain NUL"]})
         load_caller()
         if g.get("via_cookie") and request.method not in SAFE_METHODS and request.path.startswith("/api/"):
             # A browser sends the cookie on cross-site requests too; only our own pages know the CSRF token.

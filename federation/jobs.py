@@ -32,7 +32,7 @@ RETRY_INTERVALS = (2, 10, 60)  # seconds between attempts after a failure
 class JobSpec:
     func: str  # "module:function", resolvable in any process
     args: tuple[Any, ...]
-    job_id: str | None = None
+    job_id: str | None = None  # letters, digits, "-" and "_" only (RQ's rule), e.g. "deliver-42-0"
     retries: int = len(RETRY_INTERVALS)
     delay: float = 0.0
     attempt: int = field(default=0)

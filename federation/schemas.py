@@ -1,7 +1,10 @@
 """Schema pieces shared by every part of the API."""
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
 
 class StrictSchema(Schema):
@@ -10,10 +13,35 @@ class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
 
+    @pre_load
+    def _refuse_nul(self, data: Any, **_kw: Any) -> Any:
+        # PostgreSQL text cannot hold NUL: refused here as bad input, not left to fail in the database as a 500.
+        if isinstance(data, Mapping):
+            bad = {key: ["must not contain NUL characters"] for key, value in data.items() if _has_nul(value)}
+            if bad:
+                raise ValidationError(bad)
+        return data
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
 
 def text(min_len: int = 1, max_len: int = 200, *, validate_also=None, **kw) -> fields.String:  # type: ignore[no-untyped-def]
     checks = [validate.Length(min=min_len, max=max_len)] + ([validate_also] if validate_also else [])
     return fields.String(validate=checks, **kw)
+
+
+def row_id(**kw) -> fields.Integer:  # type: ignore[no-untyped-def]
+    """A row id in a body. Ids are 32-bit in the database: a larger number is bad input (422), not an overflow in
+    the driver (500)."""
+    return fields.Integer(strict=True, validate=validate.Range(min=1, max=2**31 - 1), **kw)
 
 
 class PageQuery(StrictSchema):

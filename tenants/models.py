@@ -25,6 +25,9 @@ class Tenant(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Bumped whenever what this tenant's members see in their inboxes changes (a delivery, a retraction, an edit):
+    # with users.inbox_version and the policy version it keys the inbox cache (federation/notices/inbox_cache.py).
+    inbox_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (CheckConstraint("kind IN ('platform', 'federation', 'union')", name="kind"),)
 
@@ -71,9 +74,12 @@ class User(db.Model):
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("org_units.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped when this user's own view of their inbox changes (they read or react, they move to another unit).
+    inbox_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     tenant: Mapped[Tenant] = relationship(lazy="joined")
-    unit: Mapped[OrgUnit | None] = relationship()
+    # Joined: the unit's path scopes the member's inbox on every request, so it comes with the user.
+    unit: Mapped[OrgUnit | None] = relationship(lazy="joined")
 
     __table_args__ = (
         UniqueConstraint("tenant_id", "login_id", name="uq_users_tenant_login"),

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from federation.schemas import PageQuery, StrictSchema, text
+from federation.schemas import PageQuery, StrictSchema, row_id, text
 
 
 class UserOut(StrictSchema):
@@ -16,7 +16,7 @@ class UserOut(StrictSchema):
 
 
 class TenantIn(StrictSchema):
-    slug = text(3, 40, required=True, validate_also=validate.Regexp(r"^[a-z0-9-]+$", error="only a-z, 0-9 and -"))
+    slug = text(3, 40, required=True, validate_also=validate.Regexp(r"^[a-z0-9-]+\Z", error="only a-z, 0-9 and -"))
     name = text(1, 200, required=True)
     kind = fields.String(required=True, validate=validate.OneOf(["federation", "union"]))
 
@@ -32,7 +32,7 @@ class TenantOut(StrictSchema):
 class UnitIn(StrictSchema):
     name = text(1, 200, required=True)
     kind = fields.String(required=True, validate=validate.OneOf(["block", "council", "branch", "workplace"]))
-    parent_id = fields.Integer(allow_none=True, load_default=None, strict=True)
+    parent_id = row_id(allow_none=True, load_default=None)
     prefecture = fields.String(allow_none=True, load_default=None, validate=validate.Length(equal=2))
 
 
@@ -50,12 +50,12 @@ class MemberIn(StrictSchema):
     display_name = text(1, 100, required=True)
     name_kana = text(1, 100, required=True)
     password = text(8, 200, required=True, load_only=True)
-    unit_id = fields.Integer(allow_none=True, load_default=None, strict=True)
+    unit_id = row_id(allow_none=True, load_default=None)
 
 
 class MemberPatch(StrictSchema):
     status = fields.String(validate=validate.OneOf(["active", "suspended"]))
-    unit_id = fields.Integer(allow_none=True, strict=True)
+    unit_id = row_id(allow_none=True)
     display_name = text(1, 100)
     name_kana = text(1, 100)
 
@@ -72,7 +72,7 @@ class MembersPage(StrictSchema):
 class RoleIn(StrictSchema):
     login_id = text(1, 254, required=True)
     role = text(1, 40, required=True)
-    unit_id = fields.Integer(allow_none=True, load_default=None, strict=True)
+    unit_id = row_id(allow_none=True, load_default=None)
 
 
 class RoleGrantOut(StrictSchema):
@@ -92,7 +92,7 @@ class RoleList(StrictSchema):
 
 class InviteIn(StrictSchema):
     union = text(3, 40, required=True)
-    council_id = fields.Integer(required=True, strict=True)
+    council_id = row_id(required=True)
 
 
 class CascadeIn(StrictSchema):

@@ -17,8 +17,9 @@ from federation.firewall.templates import DERIVED_ROLE, GRANTABLE, UNIT_SCOPED
 from tenants.kana import is_kana, kana_sort_key, normalize_kana
 from tenants.models import UNIT_KINDS, UNIT_PARENTS, Affiliation, OrgUnit, RoleGrant, Tenant, User
 
-SLUG = re.compile(r"^[a-z0-9-]{3,40}$")
-PREFECTURE = re.compile(r"^(0[1-9]|[1-3][0-9]|4[0-7])$")
+# \Z, not $: `$` also matches before a trailing newline, which would let "union-x\n" in as a slug.
+SLUG = re.compile(r"^[a-z0-9-]{3,40}\Z")
+PREFECTURE = re.compile(r"^(0[1-9]|[1-3][0-9]|4[0-7])\Z")
 
 
 # --- tenants ------------------------------------------------------------------------------------------------------
@@ -56,6 +57,8 @@ def ensure_platform() -> Tenant:
 
 def create_unit(tenant: Tenant, *, name: str, kind: str, parent_id: int | None, prefecture: str | None,
                 actor: str) -> OrgUnit:
+    if not name.strip():
+        raise invalid("name", "must not be empty")
     allowed = UNIT_KINDS.get(tenant.kind, ())
     if kind not in allowed:
         raise invalid("kind", f"a {tenant.kind} has units of kind {' or '.join(allowed) or 'none'}")
@@ -72,7 +75,7 @@ def create_unit(tenant: Tenant, *, name: str, kind: str, parent_id: int | None, 
             raise invalid("prefecture", "a council needs a prefecture code 01-47")
     elif prefecture is not None:
         raise invalid("prefecture", "only a council carries a prefecture code")
-    unit = OrgUnit(tenant_id=tenant.id, parent_id=parent_id, name=name, kind=kind, prefecture=prefecture)
+    unit = OrgUnit(tenant_id=tenant.id, parent_id=parent_id, name=name.strip(), kind=kind, prefecture=prefecture)
     db.session.add(unit)
     db.session.flush()
     unit.path = f"{parent.path if parent else '/'}{unit.id}/"

@@ -109,8 +109,15 @@ class Member(MethodView):
         user = _member(tenant, login_id)
         if "unit_id" in body:
             service.unit_in(tenant, body["unit_id"])
+            if user.unit_id != body["unit_id"]:
+                from federation.notices.inbox_cache import touch_user
+
+                touch_user(user.id)  # their inbox covers other units now
             user.unit_id = body["unit_id"]
         if "display_name" in body:
+            # The same rule as for a new member: a name of spaces only would be saved as an empty one.
+            if not body["display_name"].strip():
+                raise invalid("display_name", "must not be empty")
             user.display_name = body["display_name"].strip()
         if "name_kana" in body:
             if not is_kana(body["name_kana"]):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from federation.audit.chain import record
@@ -20,7 +21,7 @@ from federation.dbutil import insert_ignore
 from federation.extensions import db, utcnow
 from federation.firewall import firewall
 from federation.jobs import enqueue_after_commit, job
-from federation.notices import audience
+from federation.notices import audience, inbox_cache
 from federation.notices.models import CascadeChunk, Delivery, Notice
 
 log = logging.getLogger("musubi.cascade")
@@ -34,13 +35,14 @@ def start_cascade(notice_id: int) -> None:
     if notice is None or notice.status != "published":
         return
     targets = audience.resolve(notice.audience, notice.tenant)
-    chunks = [targets[i:i + CHUNK_UNIONS] for i in range(0, len(targets), CHUNK_UNIONS)]
+    size = current_app.config["MUSUBI"].cascade_chunk or CHUNK_UNIONS
+    chunks = [targets[i:i + size] for i in range(0, len(targets), size)]
     notice.cascade_targets, notice.cascade_chunks = len(targets), len(chunks)
     if not chunks:
         notice.cascade_done_at = utcnow()
     for n, chunk in enumerate(chunks):
         enqueue_after_commit(deliver_chunk, notice_id, n, [t.union_id for t in chunk],
-                             job_id=f"deliver:{notice_id}:{n}")
+                             job_id=f"deliver-{notice_id}-{n}")
     db.session.commit()
 
 
@@ -58,6 +60,7 @@ def deliver_chunk(notice_id: int, chunk: int, union_ids: list[int]) -> None:
     targets = [t for t in audience.resolve(notice.audience, notice.tenant) if t.union_id in set(union_ids)]
     delivered = 0
     new_ids: list[int] = []
+    touched: list[int] = []
     for target in targets if may_publish else []:
         if snap.allowed(author, target.union, "notices", "deliver"):
             for_relay, scopes = False, {p: audience.count_members(target.union_id, (p,)) for p in target.unit_paths}
@@ -75,6 +78,8 @@ def deliver_chunk(notice_id: int, chunk: int, union_ids: list[int]) -> None:
         ]
         new_ids += inserted
         delivered += bool(inserted)
+        if inserted:
+            touched.append(target.union_id)
         if target.union != origin and inserted:
             record("notice.deliver", actor=author.key, tenant=origin, other_tenant=target.union,
                    data={"notice_id": notice_id, "mode": "relay" if for_relay else "members",
@@ -82,6 +87,7 @@ def deliver_chunk(notice_id: int, chunk: int, union_ids: list[int]) -> None:
     if not may_publish:
         record("notice.refused", actor=author.key, tenant=origin,
                data={"notice_id": notice_id, "chunk": chunk, "reason": "the author may no longer publish"})
+    inbox_cache.touch_unions(touched)
     db.session.execute(insert_ignore(CascadeChunk).values(notice_id=notice_id, chunk=chunk, unions=len(union_ids),
                                                           delivered=delivered, done_at=utcnow()))
     done = db.session.execute(select(func.count()).select_from(CascadeChunk)
@@ -91,5 +97,29 @@ def deliver_chunk(notice_id: int, chunk: int, union_ids: list[int]) -> None:
     if new_ids:
         from federation.push import sender
 
-        enqueue_after_commit(sender.push_deliveries, notice_id, new_ids, job_id=f"push:{notice_id}:{chunk}")
+        enqueue_after_commit(sender.push_deliveries, notice_id, new_ids, job_id=f"push-{notice_id}-{chunk}")
     db.session.commit()
+
+
+RESUME_CHUNK_BASE = 1_000_000  # chunk numbers of a resumed cascade, apart from the original ones
+
+
+@job
+def resume_cascade(notice_id: int) -> None:
+    """Finish a cascade whose delivery jobs were lost (retries exhausted, Redis emptied): deliver to every target
+    union that has no delivery yet, deciding F2 now as any delivery does, then mark the cascade done."""
+    notice = db.session.get(Notice, notice_id)
+    if notice is None or notice.status != "published" or notice.cascade_done_at is not None:
+        return
+    reached = set(db.session.execute(select(Delivery.tenant_id).where(Delivery.notice_id == notice_id)).scalars())
+    missing = [t.union_id for t in audience.resolve(notice.audience, notice.tenant) if t.union_id not in reached]
+    record("notice.resume", actor="system:scheduler", tenant=notice.tenant.slug,
+           data={"notice_id": notice_id, "unions": len(missing)})
+    db.session.commit()
+    size = current_app.config["MUSUBI"].cascade_chunk or CHUNK_UNIONS
+    for n, start in enumerate(range(0, len(missing), size)):
+        deliver_chunk(notice_id, RESUME_CHUNK_BASE + n, missing[start:start + size])
+    notice = db.session.get(Notice, notice_id)
+    if notice is not None and notice.cascade_done_at is None:
+        notice.cascade_done_at = utcnow()
+        db.session.commit()

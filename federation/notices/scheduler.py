@@ -32,7 +32,7 @@ def publish_due() -> list[int]:
     for notice_id in ids:
         record("notice.publish", actor="system:scheduler", tenant=_slug(notice_id),
                data={"notice_id": notice_id, "scheduled": True})
-        enqueue_after_commit(start_cascade, notice_id, job_id=f"cascade:{notice_id}")
+        enqueue_after_commit(start_cascade, notice_id, job_id=f"cascade-{notice_id}")
     db.session.commit()
     if ids:
         log.info("published %d scheduled notices: %s", len(ids), ids)
@@ -49,7 +49,25 @@ def requeue_stuck() -> list[int]:
     ids = list(db.session.execute(select(Notice.id).where(
         Notice.status == "published", Notice.cascade_targets.is_(None), Notice.published_at < cutoff)).scalars())
     for notice_id in ids:
-        enqueue_after_commit(start_cascade, notice_id, job_id=f"cascade:{notice_id}:again:{int(cutoff.timestamp())}")
+        enqueue_after_commit(start_cascade, notice_id, job_id=f"cascade-{notice_id}-again-{int(cutoff.timestamp())}")
+    db.session.commit()
+    return ids
+
+
+RESUME_AFTER = timedelta(minutes=10)
+
+
+def resume_unfinished() -> list[int]:
+    """Cascades that started but never finished (a delivery job lost for good) are finished from what is missing."""
+    from federation.notices.cascade import resume_cascade
+
+    cutoff = utcnow() - RESUME_AFTER
+    ids = list(db.session.execute(select(Notice.id).where(
+        Notice.status == "published", Notice.cascade_chunks.is_not(None), Notice.cascade_done_at.is_(None),
+        Notice.published_at < cutoff)).scalars())
+    bucket = int(cutoff.timestamp()) // 600
+    for notice_id in ids:
+        enqueue_after_commit(resume_cascade, notice_id, job_id=f"resume-{notice_id}-{bucket}")
     db.session.commit()
     return ids
 
@@ -63,10 +81,11 @@ def remind_due() -> list[int]:
                              Notice.reminder_sent_at.is_(None), Notice.event_starts_at > now)
         .values(reminder_sent_at=now).returning(Notice.id)).scalars())
     for notice_id in ids:
-        enqueue_after_commit(push_reminder, notice_id, job_id=f"reminder:{notice_id}")
+        enqueue_after_commit(push_reminder, notice_id, job_id=f"reminder-{notice_id}")
     db.session.commit()
     return ids
 
 
 def tick() -> dict[str, list[int]]:
-    return {"published": publish_due(), "requeued": requeue_stuck(), "reminded": remind_due()}
+    return {"published": publish_due(), "requeued": requeue_stuck(), "resumed": resume_unfinished(),
+            "reminded": remind_due()}

@@ -113,8 +113,19 @@ class NoticeListQuery(PageQuery):
         "description": "union officers: federation notices delivered to this union instead of its own"})
 
 
+class InboxNotice(StrictSchema):
+    id = fields.Integer()
+    tenant = fields.String()
+    tenant_name = fields.String()
+    title = fields.String()
+    category = fields.String()
+    body_html = fields.String()
+    event = fields.Nested(EventOut, allow_none=True)
+    published_at = fields.DateTime(allow_none=True)
+
+
 class InboxItem(StrictSchema):
-    notice = fields.Nested(NoticeBrief)
+    notice = fields.Nested(InboxNotice)
     delivered_at = fields.DateTime()
     read_at = fields.DateTime(allow_none=True)
     reaction = fields.String(allow_none=True)

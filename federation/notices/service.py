@@ -14,6 +14,7 @@ from federation.extensions import db, utcnow
 from federation.firewall import Subject, firewall
 from federation.jobs import enqueue_after_commit
 from federation.notices import audience as aud
+from federation.notices import inbox_cache
 from federation.notices.cascade import start_cascade
 from federation.notices.markdown import render
 from federation.notices.models import Delivery, Notice
@@ -82,6 +83,8 @@ def update_notice(notice: Notice, subject: Subject, body: dict[str, Any]) -> Not
         _check_publish_at(body["publish_at"])
         notice.publish_at = body["publish_at"]
         notice.status = "scheduled" if body["publish_at"] else "draft"
+    if notice.status == "published":
+        inbox_cache.touch_notice(notice.id)  # its title, text or event changed in inboxes that hold it
     db.session.commit()
     return notice
 
@@ -99,7 +102,7 @@ def publish_now(notice: Notice, subject: Subject) -> Notice:
     notice.status, notice.published_at = "published", utcnow()
     record("notice.publish", actor=subject.key, tenant=notice.tenant.slug,
            data={"notice_id": notice.id, "category": notice.category})
-    enqueue_after_commit(start_cascade, notice.id, job_id=f"cascade:{notice.id}")
+    enqueue_after_commit(start_cascade, notice.id, job_id=f"cascade-{notice.id}")
     db.session.commit()
     return notice
 
@@ -110,14 +113,25 @@ def retract(notice: Notice, subject: Subject) -> Notice:
         return notice
     before = notice.status
     notice.status, notice.retracted_at = "retracted", utcnow()
+    inbox_cache.touch_notice(notice.id)
     if before != "draft":
         record("notice.retract", actor=subject.key, tenant=notice.tenant.slug, data={"notice_id": notice.id})
     db.session.commit()
     return notice
 
 
+def require_relay(union: Tenant, subject: Subject) -> None:
+    firewall.require(subject, union.slug, "notices", "relay")
+    firewall.require(subject, union.slug, "notices", "publish")
+
+
 def relay(union: Tenant, subject: Subject, notice_id: int, audience_raw: Any) -> list[Delivery]:
     """A union admin passes a federation notice that reached them for relay on to their own members."""
+    # `notices relay` in a union's domain is also the federation's right to reach its officers (the `affiliated`
+    # link). Passing a notice on to the members is publishing to them, the union's own decision (F2, F3): only a
+    # role inside the union holds `notices publish` there, so a federation role cannot reach an opted-out union's
+    # members this way.
+    require_relay(union, subject)
     notice = db.session.get(Notice, notice_id)
     received = notice is not None and db.session.execute(select(Delivery.id).where(
         Delivery.notice_id == notice_id, Delivery.tenant_id == union.id)).first() is not None
@@ -138,6 +152,8 @@ def relay(union: Tenant, subject: Subject, notice_id: int, audience_raw: Any) ->
             ).returning(Delivery.id)).scalar_one_or_none()
             if row is not None:
                 new_ids.append(row)
+    if new_ids:
+        inbox_cache.touch_unions([union.id])
     record("notice.relay", actor=subject.key, tenant=union.slug, other_tenant=notice.tenant.slug,
            data={"notice_id": notice_id, "audience": canonical, "new_deliveries": len(new_ids)})
     if new_ids:

@@ -1,9 +1,10 @@
 """Notices (compose, target, publish, retract, stats, receipts), relays, and the member's inbox."""
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
-from flask import g, jsonify
+from flask import current_app, g, jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -15,7 +16,7 @@ from federation.extensions import db
 from federation.firewall import Denied, firewall
 from federation.jobs import enqueue_after_commit
 from federation.notices import audience as aud
-from federation.notices import inbox, service
+from federation.notices import inbox, inbox_cache, service
 from federation.notices.models import Delivery, Notice
 from federation.notices.schemas import (
     InboxPage,
@@ -129,7 +130,7 @@ class OneNotice(MethodView):
         if was_published:
             from federation.push import sender
 
-            enqueue_after_commit(sender.push_retraction, notice.id, job_id=f"retract:{notice.id}")
+            enqueue_after_commit(sender.push_retraction, notice.id, job_id=f"retract-{notice.id}")
             db.session.commit()
         return notice
 
@@ -205,10 +206,22 @@ class Inbox(MethodView):
             except ValueError:
                 raise APIError(400, "cursor: not a cursor this service gave out", fields={"cursor": ["invalid"]}) \
                     from None
+        # The first page is what members open over and over: served from the per-process cache while the union's,
+        # the user's and the policy's versions (all read by this request's sign-in query) are unchanged.
+        stamp = (g.user.tenant.inbox_version, g.user.inbox_version, firewall.snapshot().version)
+        key = (subject.user_id, q["limit"])
+        if parsed is None:
+            body = inbox_cache.cache().get(key, stamp)
+            if body is not None:
+                return current_app.response_class(body, mimetype="application/json",
+                                                  headers={"X-Inbox-Cache": "hit"})
         page = inbox.inbox_page(g.user, subject, limit=q["limit"], after=parsed)
         cursor = page.pop("cursor")
         page["next_cursor"] = encode_cursor(cursor[0].isoformat(), cursor[1]) if cursor else None
-        return page
+        body = json.dumps(InboxPage().dump(page), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if parsed is None:
+            inbox_cache.cache().put(key, stamp, body)
+        return current_app.response_class(body, mimetype="application/json", headers={"X-Inbox-Cache": "miss"})
 
 
 def _in_my_inbox(notice_id: int) -> Notice:

@@ -614,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--subscriptions", type=int, default=1, help="how many subscriptions to create and print")
     parser.add_argument("--no-decrypt", action="store_true", help="accept payloads without decrypting them")
+    parser.add_argument("--quiet", action="store_true", help="print the origin and subscriptions only (benchmarks)")
     args = parser.parse_args(argv)
 
     service = LocalPushService(args.host, args.port, decrypt=not args.no_decrypt).start()
@@ -624,6 +625,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         while True:
             time.sleep(0.2)
+            if args.quiet:
+                continue
             messages, rejections = service.messages(), service.rejected()
             for message in messages[shown_messages:]:
                 print(

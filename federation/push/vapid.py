@@ -80,14 +80,18 @@ class VapidKeys:
 
 
 _keys: VapidKeys | None = None
+_keys_stamp: tuple[str, int, str] | None = None
 _keys_lock = threading.Lock()
 
 
 def keys(path: Path, subject: str) -> VapidKeys:
-    global _keys
+    """The key pair, loaded once per process and again when the file changes (init-vapid --force)."""
+    global _keys, _keys_stamp
+    stamp = (str(path), path.stat().st_mtime_ns if path.exists() else 0, subject)
     with _keys_lock:
-        if _keys is None or _keys.subject != subject:
+        if _keys is None or _keys_stamp != stamp:
             _keys = VapidKeys.load(path, subject)
+            _keys_stamp = stamp
         return _keys
 
 

@@ -1,0 +1,369 @@
+"""Web Push from the cascade to a real push service on 127.0.0.1: VAPID-signed, encrypted to each device's key and
+decrypted there, retried on 429/5xx, pruned on 410, and never sent twice to one device."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from federation import jobs
+from federation.push.local_service import LocalPushService
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def vapid_key(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    from federation.push import vapid
+
+    vapid.forget()  # the signing key is cached per process; this test's instance folder has its own
+    yield vapid.generate(app.config["MUSUBI"].vapid_file)
+    vapid.forget()
+
+
+@pytest.fixture
+def push(vapid_key) -> Iterator[LocalPushService]:  # type: ignore[no-untyped-def]
+    with LocalPushService() as service:
+        yield service
+
+
+def subscribe(api, push: LocalPushService) -> dict:  # type: ignore[no-untyped-def]
+    sub = push.new_subscription()
+    r = api.post("/api/v1/me/push-subscriptions", json=sub)
+    assert r.status_code == 201, r.get_json()
+    return sub
+
+
+def create(api, slug, *, category="general", audience=None, **extra) -> int:  # type: ignore[no-untyped-def]
+    body = {"title": extra.pop("title", "臨時大会の招集"), "body": extra.pop("body", "議案書を確認してください。"),
+            "category": category, "audience": audience or {"all": True}, **extra}
+    r = api.post(f"/api/v1/tenants/{slug}/notices", json=body)
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()["id"]
+
+
+def publish(api, slug, notice_id, *, drain=True) -> None:  # type: ignore[no-untyped-def]
+    r = api.post(f"/api/v1/tenants/{slug}/notices/{notice_id}/publish")
+    assert r.status_code == 202, r.get_json()
+    if drain:
+        jobs.drain()
+
+
+def by_endpoint(push: LocalPushService, kind: str | None = None) -> Counter:
+    return Counter(m.endpoint for m in push.messages() if kind is None or json.loads(m.payload)["kind"] == kind)
+
+
+def wait_until(predicate, timeout=10.0):  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.01)
+
+
+def subscription_ids(app, user_login: str | None = None) -> list[int]:  # type: ignore[no-untyped-def]
+    from federation.extensions import db
+    from federation.push.records import PushSubscription
+    from tenants.models import User
+
+    with app.app_context():
+        stmt = select(PushSubscription.id).order_by(PushSubscription.id)
+        if user_login:
+            stmt = stmt.join(User, User.id == PushSubscription.user_id).where(User.login_id == user_login)
+        return list(db.session.execute(stmt).scalars())
+
+
+# --- delivery ---------------------------------------------------------------------------------------------------------
+
+def test_a_published_notice_arrives_decrypted_at_every_device_of_every_recipient_and_no_one_else(world, push):
+    devices = {}
+    for tenant, login_id, count in (("union-a", "a1", 2), ("union-a", "a2", 1), ("union-a", "aadmin", 1),
+                                    ("union-b", "badmin", 1), ("union-b", "b1", 1), ("union-c", "c1", 1),
+                                    ("fed", "staff", 1), ("fed2", "staff", 1)):
+        api = world.as_(tenant, login_id)
+        devices[(tenant, login_id)] = [subscribe(api, push)["endpoint"] for _ in range(count)]
+    staff = world.as_("fed", "staff")
+    long_title = "全国統一行動" * 33  # 198 characters, three UTF-8 bytes each
+    nid = create(staff, "fed", title=long_title, body=("組合員の皆さんへ。" * 2223)[:20_000])
+    publish(staff, "fed", nid)
+
+    expected = {ep for who in (("union-a", "a1"), ("union-a", "a2"), ("union-a", "aadmin"), ("union-b", "badmin"))
+                for ep in devices[who]}
+    assert by_endpoint(push) == Counter({ep: 1 for ep in expected})
+    assert push.rejected() == []
+    for message in push.messages():
+        assert len(message.payload) <= 4096 - 103  # it arrived, so the encrypted body fitted the 4 KB limit
+        data = json.loads(message.payload)
+        assert data["title"] == long_title and data["notice_id"] == nid and data["url"].endswith(f"/{nid}")
+        assert data["kind"] == "notice" and data["category"] == "general"
+        assert message.ttl > 0 and message.urgency == "normal" and message.topic == f"n{nid}"
+        assert message.vapid_sub.startswith(("mailto:", "https:"))
+
+    # The author sees how many have it on a device: counts per union.
+    stats = staff.get(f"/api/v1/tenants/fed/notices/{nid}/stats").get_json()
+    assert {u["union"]: u["delivered"] for u in stats["unions"]} == {"union-a": 3, "union-b": 1}
+    assert stats["delivered"] == 4
+
+
+def test_urgent_notices_go_with_high_urgency_and_every_push_has_a_ttl_and_topic(world, push):
+    a1 = world.as_("union-a", "a1")
+    endpoint = subscribe(a1, push)["endpoint"]
+    editor = world.as_("union-a", "aeditor")
+    urgent = create(editor, "union-a", category="urgent", title="台風接近 本日の集会は中止")
+    publish(editor, "union-a", urgent)
+    normal = create(editor, "union-a", category="meeting")
+    publish(editor, "union-a", normal)
+    messages = {json.loads(m.payload)["notice_id"]: m for m in push.messages(endpoint)}
+    assert set(messages) == {urgent, normal}
+    assert messages[urgent].urgency == "high" and messages[normal].urgency == "normal"
+    assert messages[urgent].topic == f"n{urgent}" and messages[normal].topic == f"n{normal}"
+    # Urgent news is worthless days later; an ordinary notice may wait for a phone that is off.
+    assert 0 < messages[urgent].ttl <= messages[normal].ttl
+
+
+def test_410_and_404_remove_the_subscription_and_the_others_still_get_it(world, push):
+    a1, a2, a3 = (world.as_("union-a", u) for u in ("a1", "a2", "a3"))
+    gone = subscribe(a1, push)["endpoint"]
+    keep = subscribe(a1, push)["endpoint"]
+    forgotten = subscribe(a2, push)["endpoint"]
+    other = subscribe(a3, push)["endpoint"]
+    push.gone(gone)
+    push.fail(forgotten, 404)
+    editor = world.as_("union-a", "aeditor")
+    publish(editor, "union-a", create(editor, "union-a"))
+
+    assert by_endpoint(push) == Counter({keep: 1, other: 1})
+    assert sorted(r.status for r in push.rejected()) == [404, 410]
+    assert [s["endpoint"] for s in a1.get("/api/v1/me/push-subscriptions").get_json()] == [keep]
+    assert a2.get("/api/v1/me/push-subscriptions").get_json() == []
+    # Dead subscriptions are not tried again.
+    publish(editor, "union-a", create(editor, "union-a"))
+    assert sorted(r.status for r in push.rejected()) == [404, 410]
+    assert by_endpoint(push) == Counter({keep: 2, other: 2})
+
+
+def test_429_and_500_are_retried_and_each_device_gets_the_push_exactly_once(world, push):
+    a1, a2, a3 = (world.as_("union-a", u) for u in ("a1", "a2", "a3"))
+    limited = subscribe(a1, push)["endpoint"]
+    broken = subscribe(a2, push)["endpoint"]
+    fine = subscribe(a3, push)["endpoint"]
+    push.fail(limited, 429, retry_after=3)  # longer than the first backoff step, so it is what decides
+    push.fail(broken, 500)
+    editor = world.as_("union-a", "aeditor")
+    nid = create(editor, "union-a")
+    started = time.monotonic()
+    publish(editor, "union-a", nid)
+
+    assert by_endpoint(push) == Counter({limited: 1, broken: 1, fine: 1})
+    assert sorted((r.status, r.endpoint) for r in push.rejected()) == sorted([(429, limited), (500, broken)])
+    first = {m.endpoint: m.received_at for m in push.messages()}
+    assert first[limited] - first[fine] >= 2.9  # Retry-After honoured
+    assert time.monotonic() - started < 20
+    # The retry carried only what had failed: the device that got it the first time was not sent it again.
+    assert len(push.messages(fine)) == 1
+    stats = editor.get(f"/api/v1/tenants/union-a/notices/{nid}/stats").get_json()
+    assert stats["delivered"] == 3
+
+
+def test_running_the_same_batch_again_pushes_nothing_twice(world, push, app):
+    from federation.notices.models import Delivery
+    from federation.push import sender
+
+    for login_id in ("a1", "a2", "aadmin"):
+        subscribe(world.as_("union-a", login_id), push)
+    staff = world.as_("fed", "staff")
+    nid = create(staff, "fed")
+    publish(staff, "fed", nid)
+    assert len(push.messages()) == 3
+    subs = subscription_ids(app)
+    with app.app_context():
+        sender.send_batch(nid, "notice", subs, 0)
+        sender.send_batch(nid, "notice", subs, 0)
+        from federation.extensions import db
+
+        delivery_ids = list(db.session.execute(select(Delivery.id).where(Delivery.notice_id == nid)).scalars())
+        sender.push_deliveries(nid, delivery_ids)
+    jobs.drain()
+    assert len(push.messages()) == 3 and push.rejected() == []
+
+
+def test_members_who_already_read_are_not_pushed(world, push):
+    a1, a2 = world.as_("union-a", "a1"), world.as_("union-a", "a2")
+    reader = subscribe(a2, push)["endpoint"]
+    other = subscribe(a1, push)["endpoint"]
+    push.fail(reader, 503)
+    editor = world.as_("union-a", "aeditor")
+    nid = create(editor, "union-a")
+    publish(editor, "union-a", nid, drain=False)
+    # The first attempt failed; before the retry, the member opens the notice on another device.
+    wait_until(lambda: any(r.endpoint == reader for r in push.rejected()))
+    assert a2.post(f"/api/v1/me/inbox/{nid}/read").status_code == 200
+    jobs.drain()
+    assert by_endpoint(push) == Counter({other: 1})
+
+
+# --- retraction -------------------------------------------------------------------------------------------------------
+
+def test_a_notice_retracted_before_its_push_went_out_is_not_pushed(world, push):
+    endpoints = [subscribe(world.as_("union-a", u), push)["endpoint"] for u in ("a1", "a2")]
+    for endpoint in endpoints:
+        push.fail(endpoint, 500)
+    staff = world.as_("fed", "staff")
+    nid = create(staff, "fed", category="urgent")
+    publish(staff, "fed", nid, drain=False)
+    wait_until(lambda: len(push.rejected()) == 2)
+    assert staff.delete(f"/api/v1/tenants/fed/notices/{nid}").status_code == 200
+    jobs.drain()
+    assert push.messages() == []  # neither the notice nor a retraction of something never shown
+
+
+def test_a_retraction_replaces_the_push_under_the_same_topic(world, push):
+    a1 = world.as_("union-a", "a1")
+    first = subscribe(a1, push)["endpoint"]
+    badmin_device = subscribe(world.as_("union-b", "badmin"), push)["endpoint"]
+    staff = world.as_("fed", "staff")
+    nid = create(staff, "fed", title="誤って送った通知")
+    publish(staff, "fed", nid)
+    later = subscribe(a1, push)["endpoint"]  # a device added after the push went out: nothing to replace there
+    assert staff.delete(f"/api/v1/tenants/fed/notices/{nid}").status_code == 200
+    jobs.drain()
+
+    assert by_endpoint(push, "notice") == Counter({first: 1, badmin_device: 1})
+    assert by_endpoint(push, "retract") == Counter({first: 1, badmin_device: 1})
+    assert later not in by_endpoint(push)
+    original = {m.endpoint: m for m in push.messages() if json.loads(m.payload)["kind"] == "notice"}
+    for m in push.messages():
+        data = json.loads(m.payload)
+        if data["kind"] == "retract":
+            assert m.topic == original[m.endpoint].topic == f"n{nid}"
+            assert data["notice_id"] == nid and data["title"] == "" and "誤って" not in m.payload.decode()
+    # Retracting again sends nothing more.
+    staff.delete(f"/api/v1/tenants/fed/notices/{nid}")
+    jobs.drain()
+    assert len(push.messages()) == 4
+
+
+# --- the HTTP side ----------------------------------------------------------------------------------------------------
+
+def test_subscription_endpoints_validate_and_delete(world, push):
+    a1, a2 = world.as_("union-a", "a1"), world.as_("union-a", "a2")
+    sub = push.new_subscription()
+
+    def bad(body, field):  # type: ignore[no-untyped-def]
+        r = a1.post("/api/v1/me/push-subscriptions", json=body)
+        assert r.status_code == 422, (field, r.status_code, r.get_json())
+        assert set(r.get_json()) == {"error"}
+        assert field in json.dumps(r.get_json()["error"]["fields"]), (field, r.get_json())
+
+    bad({**sub, "endpoint": "http://push.example.com/send/abc"}, "endpoint")
+    bad({**sub, "endpoint": "ftp://push.example.com/send/abc"}, "endpoint")
+    bad({**sub, "endpoint": "not a url at all"}, "endpoint")
+    bad({**sub, "keys": {**sub["keys"], "p256dh": sub["keys"]["p256dh"][:40]}}, "p256dh")
+    bad({**sub, "keys": {**sub["keys"], "p256dh": "A" * 87}}, "p256dh")  # 65 bytes, but not a P-256 point
+    bad({**sub, "keys": {**sub["keys"], "auth": "c2hvcnQ"}}, "auth")
+    bad({**sub, "keys": {"p256dh": sub["keys"]["p256dh"]}}, "auth")
+    bad({**sub, "platform": "android"}, "platform")
+    bad({**sub, "keys": {**sub["keys"], "extra": "x"}}, "extra")
+    bad({"endpoint": sub["endpoint"]}, "keys")
+    assert world.anonymous().post("/api/v1/me/push-subscriptions", json=sub).status_code == 401
+    assert a1.get("/api/v1/me/push-subscriptions").get_json() == []
+
+    r = a1.post("/api/v1/me/push-subscriptions", json=sub)
+    assert r.status_code == 201 and r.get_json()["endpoint"] == sub["endpoint"]
+    # A real (https) push service endpoint is accepted too.
+    https = {**push.new_subscription(), "endpoint": "https://fcm.googleapis.com/fcm/send/abc-123"}
+    assert a1.post("/api/v1/me/push-subscriptions", json=https).status_code == 201
+    assert [s["endpoint"] for s in a1.get("/api/v1/me/push-subscriptions").get_json()] == [sub["endpoint"],
+                                                                                           https["endpoint"]]
+    assert a2.get("/api/v1/me/push-subscriptions").get_json() == []
+    # Someone else's endpoint cannot be deleted.
+    assert a2.delete("/api/v1/me/push-subscriptions", json={"endpoint": sub["endpoint"]}).status_code == 404
+    r = a1.delete("/api/v1/me/push-subscriptions", json={"endpoint": sub["endpoint"], "bogus": 1})
+    assert r.status_code == 422 and "bogus" in r.get_json()["error"]["fields"]
+    assert a1.delete("/api/v1/me/push-subscriptions", json=sub).status_code == 204
+    assert [s["endpoint"] for s in a1.get("/api/v1/me/push-subscriptions").get_json()] == [https["endpoint"]]
+    assert a1.delete("/api/v1/me/push-subscriptions", json=sub).status_code == 404
+    assert a1.delete("/api/v1/me/push-subscriptions", json={"endpoint": https["endpoint"]}).status_code == 204
+    # Nothing is pushed to a deleted subscription.
+    editor = world.as_("union-a", "aeditor")
+    publish(editor, "union-a", create(editor, "union-a"))
+    assert push.messages() == [] and push.rejected() == []
+
+
+def test_vapid_public_key_is_served_once_initialised_by_the_cli(world, tmp_path, app):
+    from federation.push import vapid
+
+    anon = world.anonymous()
+    r = anon.get("/api/v1/push/vapid-public-key")
+    assert r.status_code == 404
+    error = r.get_json()["error"]
+    assert set(error) == {"code", "message", "fields"} and error["code"] == "push_not_configured"
+
+    key_file = app.config["MUSUBI"].vapid_file  # the test's instance folder, unless MUSUBI_VAPID_FILE says otherwise
+    env = {k: v for k, v in os.environ.items() if k not in ("MUSUBI_VAPID_FILE", "REDIS_URL")}
+    env.update(MUSUBI_INSTANCE=str(tmp_path), SECRET_KEY="test-secret-key-0123456789abcdef")
+    if os.environ.get("MUSUBI_VAPID_FILE"):
+        env["MUSUBI_VAPID_FILE"] = str(key_file)
+    done = subprocess.run([sys.executable, "cli.py", "push", "init-vapid"], cwd=PROJECT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert key_file.exists() and (key_file.stat().st_mode & 0o777) == 0o600
+    public = json.loads(key_file.read_text())["public_key"]
+    assert public in done.stdout
+
+    r = anon.get("/api/v1/push/vapid-public-key")
+    assert r.status_code == 200 and r.get_json() == {"public_key": public}
+    # A second run refuses to replace the key: one line on stderr, a non-zero exit.
+    again = subprocess.run([sys.executable, "cli.py", "push", "init-vapid"], cwd=PROJECT, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode != 0 and len(again.stderr.strip().splitlines()) == 1 and "Traceback" not in again.stderr
+    assert anon.get("/api/v1/push/vapid-public-key").get_json() == {"public_key": public}
+
+    # And a push signed with it is accepted by the push service.
+    vapid.forget()
+    try:
+        with LocalPushService() as push:
+            a1 = world.as_("union-a", "a1")
+            endpoint = subscribe(a1, push)["endpoint"]
+            editor = world.as_("union-a", "aeditor")
+            publish(editor, "union-a", create(editor, "union-a"))
+            assert by_endpoint(push) == Counter({endpoint: 1})
+            assert vapid.keys(key_file, app.config["MUSUBI"].vapid_subject).public_key == public
+    finally:
+        vapid.forget()
+
+
+def test_without_a_vapid_key_the_cascade_still_delivers_and_nothing_is_pushed(world):
+    from federation.push import vapid
+
+    vapid.forget()
+    with LocalPushService() as push:
+        a1 = world.as_("union-a", "a1")
+        subscribe(a1, push)
+        editor = world.as_("union-a", "aeditor")
+        nid = create(editor, "union-a")
+        publish(editor, "union-a", nid)
+        assert push.messages() == []
+        assert [i["notice"]["id"] for i in a1.get("/api/v1/me/inbox").get_json()["items"]] == [nid]
+
+
+def test_retry_after_is_read_as_seconds_or_as_an_http_date():
+    import email.utils
+    from datetime import UTC, datetime, timedelta
+
+    from federation.push.sender import parse_retry_after
+
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(None) == 0.0
+    assert parse_retry_after("soon") == 0.0
+    later = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 25.0 < parse_retry_after(later) <= 30.0
+    earlier = email.utils.format_datetime(datetime.now(UTC) - timedelta(seconds=30), usegmt=True)
+    assert parse_retry_after(earlier) == 0.0
