@@ -1,0 +1,100 @@
+"""revoke: a role revoked (or a user suspended) in this process, then the very next request to a gunicorn process
+must be denied (F7); and the added cost per request of staying current, which is the policy-version subquery folded
+into the one sign-in query, measured against the same query without it."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+from federation.bench import SuiteResult, percentile
+from federation.benchmarks import pg
+
+ROUNDS = 40
+
+
+def _get(port: int, path: str, token: str) -> int:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _login(port: int, tenant: str, login: str, password: str) -> str:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/auth/login", method="POST",
+                                 data=json.dumps({"tenant": tenant, "login_id": login, "password": password}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())["token"]
+
+
+def run(scale: float = 1.0) -> SuiteResult:
+    from sqlalchemy import select
+
+    from federation.benchmarks.world import PASSWORD, build
+    from federation.extensions import db
+    from tenants import service as ts
+    from tenants.models import Tenant
+
+    result = SuiteResult("revoke")
+    with pg.scratch_app("musubi_bench_revoke") as scratch:
+        build(unions=max(5, int(50 * scale)), members=max(500, int(5000 * scale)), progress=False)
+        union = db.session.execute(select(Tenant).where(Tenant.slug == "bench-u0001")).scalar_one()
+        editor = ts.user_in(union, "100001")
+        port = scratch.gunicorn()
+        token = _login(port, union.slug, "100001", PASSWORD)
+        path = f"/api/v1/tenants/{union.slug}/members?limit=1"
+        right = 0
+        for i in range(ROUNDS):
+            if i % 2 == 0:
+                ts.revoke_role(union, editor, "union_editor", None, actor="operator:bench")
+                right += _get(port, path, token) == 403
+            else:
+                ts.grant_role(union, editor, "union_editor", None, actor="operator:bench")
+                right += _get(port, path, token) == 200
+        result.add("next request after a grant or revoke, right answer", 100.0 * right / ROUNDS, "%",
+                   "100 %", None, right == ROUNDS)
+        member_token = _login(port, union.slug, "100007", PASSWORD)
+        before = _get(port, "/api/v1/me", member_token)
+        ts.set_user_status(union, ts.user_in(union, "100007"), "suspended", actor="operator:bench")
+        after = _get(port, "/api/v1/me", member_token)
+        result.add("next request after a suspension is 401", 100.0 if (before, after) == (200, 401) else 0.0,
+                   "%", "100 %", None, (before, after) == (200, 401))
+        _staying_current_cost(result)
+    return result
+
+
+def _staying_current_cost(result: SuiteResult) -> None:
+    """The sign-in query with and without the policy-version subquery, alternating, on the same connection."""
+    from sqlalchemy import select
+
+    from federation.auth.models import AuthSession
+    from federation.extensions import db
+    from federation.firewall.models import PolicyState
+    from tenants.models import User
+
+    token_hash = db.session.execute(select(AuthSession.token_hash).limit(1)).scalar_one()
+    base = (select(AuthSession, User).join(User, User.id == AuthSession.user_id)
+            .where(AuthSession.token_hash == token_hash, AuthSession.revoked_at.is_(None)))
+    version_q = select(PolicyState.version).where(PolicyState.id == 1).scalar_subquery()
+    with_version = base.add_columns(version_q)
+    plain, current = [], []
+    for _ in range(50):
+        db.session.execute(base).first()
+        db.session.execute(with_version).first()
+    for _ in range(2000):
+        t0 = time.perf_counter_ns()
+        db.session.execute(base).first()
+        t1 = time.perf_counter_ns()
+        db.session.execute(with_version).first()
+        t2 = time.perf_counter_ns()
+        plain.append((t1 - t0) / 1000)
+        current.append((t2 - t1) / 1000)
+        db.session.expunge_all()
+    p50_plain, p50_current = percentile(plain, 50), percentile(current, 50)
+    result.add("sign-in query with the policy version, p50", p50_current, "µs", "", p50_plain)
+    result.notes.append(f"added cost of staying current: {p50_current - p50_plain:.1f} µs per request at the median "
+                        f"(the sign-in query is needed anyway; no extra round trip)")
