@@ -168,9 +168,10 @@ def members_page(tenant: Tenant, *, limit: int, after: tuple[str, int] | None, q
     """People in 50-on order (by reading), then id; keyset pagination on (kana_key, id)."""
     stmt = select(User).where(User.tenant_id == tenant.id)
     if q:
-        like = f"%{q}%"
-        stmt = stmt.where(User.display_name.like(like) | User.name_kana.like(like) | User.login_id.like(like)
-                          | User.kana_key.like(f"%{kana_sort_key(q)}%"))
+        # autoescape: a % or _ typed into the search box is a character to find, not a wildcard.
+        stmt = stmt.where(User.display_name.contains(q, autoescape=True) | User.name_kana.contains(q, autoescape=True)
+                          | User.login_id.contains(q, autoescape=True)
+                          | User.kana_key.contains(kana_sort_key(q), autoescape=True))
     if after:
         stmt = stmt.where((User.kana_key > after[0]) | ((User.kana_key == after[0]) & (User.id > after[1])))
     return list(db.session.execute(stmt.order_by(User.kana_key, User.id).limit(limit)).scalars())

@@ -117,8 +117,10 @@ def verify_records(records: Iterable[dict[str, Any]], head: tuple[int, str] | No
     for rec in records:
         seq = rec["seq"]
         if seq != expected_seq:
-            reason = "an entry is missing before this one" if seq > expected_seq else "entries are out of order"
-            return Verification(False, count, prev, seq, reason)
+            # Name the entry that is not where it should be (the deleted one, or the first of two swapped), as a
+            # cut tail names its first missing entry below: `broken_at` is always the first entry not verified.
+            return Verification(False, count, prev, expected_seq,
+                                f"entry {expected_seq} is missing or out of order (entry {seq} is in its place)")
         if rec["prev_hash"] != prev:
             return Verification(False, count, prev, seq, "prev_hash does not match the entry before")
         text = canonical(seq, rec["at"], rec["actor"], rec["tenant"], rec.get("other_tenant"), rec["kind"],

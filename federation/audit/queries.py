@@ -68,7 +68,8 @@ def _homes_for(role: str, target: Tenant, links: dict[str, frozenset[str]]) -> l
         homes.append("platform")
     if kind == "federation":
         homes += sorted({link.split(":", 1)[0] for link in links.get(target.slug, ())})
-    return homes
+    # A platform role asked about the platform itself would otherwise be listed twice.
+    return list(dict.fromkeys(homes))
 
 
 def who_can(tenant_slug: str, obj: str, action: str) -> dict[str, Any]:
@@ -137,8 +138,10 @@ def exposure() -> dict[str, Any]:
         entry: dict[str, Any] = {"union": slug, "federation": None, "status": None, "cascade": None,
                                  "cascade_changed_at": None, "cascade_changed_by": None}
         if aff is not None:
+            # ISO 8601 like every other timestamp of the API (a bare datetime would go out as an HTTP date).
+            changed_at = aff.cascade_changed_at.isoformat() if aff.cascade_changed_at else None
             entry.update(federation=aff.federation.slug, status=aff.status, cascade=aff.cascade,
-                         cascade_changed_at=aff.cascade_changed_at, cascade_changed_by=aff.cascade_changed_by)
+                         cascade_changed_at=changed_at, cascade_changed_by=aff.cascade_changed_by)
         entry["statement"] = _statement(slug, aff.federation.slug if aff else None, per_union.get(slug, {}))
         unions.append(entry)
     return {"policy_version": snap.version, "crossings": crossings, "unions": unions}

@@ -85,7 +85,7 @@ class Log(MethodView):
         if q["actor"]:
             stmt = stmt.where(chain.AuditEntry.actor == q["actor"])
         if q["kind"]:
-            stmt = stmt.where(chain.AuditEntry.kind.startswith(q["kind"]))
+            stmt = stmt.where(chain.AuditEntry.kind.startswith(q["kind"], autoescape=True))
         if q["since"]:
             since: datetime = q["since"]
             stmt = stmt.where(chain.AuditEntry.at >= since)

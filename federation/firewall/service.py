@@ -22,6 +22,7 @@ from federation.extensions import db
 from federation.firewall.models import PolicyState
 from federation.firewall.templates import DERIVED_ROLE, Rule, Templates
 
+DECISION_CACHE_LIMIT = 500_000
 LINK_AFFILIATED = "affiliated"
 LINK_OPTED_IN = "opted_in"
 
@@ -65,6 +66,7 @@ class Snapshot:
     grants: dict[int, tuple[Grant, ...]]
     links: dict[str, frozenset[str]]  # union slug -> {"fed:affiliated", "fed:opted_in"}
     decisions: dict[tuple[int, str, str, str], bool] = field(default_factory=dict)
+    enforcer: casbin.Enforcer | None = field(default=None, repr=False)  # built on first explanation
 
     def roles_of(self, subject: Subject) -> tuple[str, ...]:
         if not subject.active:
@@ -96,6 +98,8 @@ class Snapshot:
         if hit is not None:
             return hit
         decision = any(self.role_allows(role, subject.tenant, dom, obj, act) for role in self.roles_of(subject))
+        if len(self.decisions) >= DECISION_CACHE_LIMIT:
+            self.decisions.clear()  # bounded memory; refilling costs a few µs per decision
         self.decisions[key] = decision
         return decision
 
@@ -109,13 +113,11 @@ class Firewall:
         self._templates: Templates | None = None
         self._reload_lock = threading.Lock()
         self._casbin_lock = threading.Lock()
-        self._casbin: tuple[int, casbin.Enforcer] | None = None
 
     def configure(self, policy_dir: Path) -> None:
         self._policy_dir = policy_dir
         self._templates = Templates.load(policy_dir / "roles.csv")
         self._snapshot = None
-        self._casbin = None
 
     @property
     def templates(self) -> Templates:
@@ -219,15 +221,13 @@ class Firewall:
     # --- Casbin, the reference and the explainer ------------------------------------------------------------------
 
     def enforcer(self, snapshot: Snapshot | None = None) -> casbin.Enforcer:
-        """A Casbin enforcer holding the snapshot's lines: templates, role inheritance and tenant links."""
+        """A Casbin enforcer holding the snapshot's lines: templates, role inheritance and tenant links. Built once
+        per snapshot (explanations ask it many times) and dropped with it."""
         snap = snapshot or self.snapshot()
-        cached = self._casbin
-        if cached is not None and cached[0] == snap.version and snapshot is None:
-            return cached[1]
-        enforcer = build_enforcer(self.model_path, snap)
-        if snapshot is None:
-            self._casbin = (snap.version, enforcer)
-        return enforcer
+        with self._casbin_lock:
+            if snap.enforcer is None:
+                snap.enforcer = build_enforcer(self.model_path, snap)
+            return snap.enforcer
 
     def casbin_allows(self, role: str, sdom: str, dom: str, obj: str, act: str,
                       *, snapshot: Snapshot | None = None) -> tuple[bool, list[str]]:
