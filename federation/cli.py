@@ -341,12 +341,21 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify-log")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="verify an export (JSON lines) instead of the database")
 @with_app
-def audit_verify() -> None:
+def audit_verify(path: str | None) -> None:
     """Walk the hash chain end to end; name the first broken entry."""
-    from federation.audit.chain import verify
+    from federation.audit.chain import verify, verify_records
 
-    result = verify()
+    if path:
+        with open(path, encoding="utf-8") as fh:
+            try:
+                result = verify_records(json.loads(line) for line in fh if line.strip())
+            except (ValueError, KeyError, TypeError) as exc:
+                raise CLIError(f"{path} is not an audit export: {exc}") from None
+    else:
+        result = verify()
     if result.ok:
         click.echo(f"ok: {result.entries} entries, head {result.head}")
         return
@@ -405,13 +414,14 @@ def audit_who_can(tenant: str, obj: str, action: str, as_json: bool) -> None:
 
 
 @audit_group.command("exposure")
+@click.option("--at", "at", type=str, default=None, help="ISO 8601 time: as it was then (replayed from the log)")
 @click.option("--json", "as_json", is_flag=True)
 @with_app
-def audit_exposure(as_json: bool) -> None:
+def audit_exposure(at: str | None, as_json: bool) -> None:
     """Every permission that crosses a tenant boundary, and every union's cascade state."""
     from federation.audit.queries import exposure
 
-    result = exposure()
+    result = exposure(_when(at, "--at") if at else None)
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False, indent=2, default=str))
         return
@@ -419,6 +429,58 @@ def audit_exposure(as_json: bool) -> None:
         click.echo(f"{pair['from']} → {pair['to']}: {', '.join(pair['permissions'])}")
     for union in result["unions"]:
         click.echo(f"{union['union']}: {union['statement']}")
+
+
+def _when(text: str, name: str):  # type: ignore[no-untyped-def]
+    from datetime import datetime
+
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CLIError(f"{name}: not an ISO 8601 time: {text}") from None
+    if when.tzinfo is None:
+        raise CLIError(f"{name}: give a time zone (e.g. 2026-11-24T09:00:00+09:00)")
+    return when
+
+
+@audit_group.command("exposure-diff")
+@click.argument("since")
+@click.argument("until")
+@with_app
+def audit_exposure_diff(since: str, until: str) -> None:
+    """What crossed a tenant boundary at UNTIL that did not at SINCE, and the other way round."""
+    from federation.audit.queries import exposure_diff
+
+    result = exposure_diff(_when(since, "SINCE"), _when(until, "UNTIL"))
+    click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@audit_group.command("what-can")
+@click.argument("subject")
+@with_app
+def audit_what_can(subject: str) -> None:
+    """Every tenant, object and action SUBJECT may use."""
+    from federation.audit.reach import what_can
+
+    result = what_can(subject)
+    click.echo(f"{result['subject']} acting from {result['acting_from']} as {', '.join(result['roles']) or 'no role'}")
+    for group in result["reach"]:
+        click.echo(f"  {group['tenant']}: {', '.join(group['permissions'])}")
+
+
+@audit_group.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@with_app
+def audit_export(path: str) -> None:
+    """Write the whole chain as JSON lines (verify it with 'audit verify-log --file PATH')."""
+    from federation.audit.chain import iter_entries
+
+    count = 0
+    with open(path, "w", encoding="utf-8") as fh:
+        for entry in iter_entries():
+            fh.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+            count += 1
+    click.echo(f"{count} entries written to {path}")
 
 
 @cli.command("bench")

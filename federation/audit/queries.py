@@ -3,6 +3,8 @@ never a notice, document, survey answer, application or member list (F1)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -11,6 +13,7 @@ from federation.errors import invalid
 from federation.extensions import db
 from federation.firewall import Subject, firewall
 from federation.firewall.explain import ROLE_KIND
+from federation.firewall.service import Snapshot
 from federation.firewall.templates import ACTIONS, DERIVED_ROLE, OBJECTS
 from tenants.models import Affiliation, Tenant, User
 
@@ -107,9 +110,40 @@ def who_can(tenant_slug: str, obj: str, action: str) -> dict[str, Any]:
             "groups": groups}
 
 
-def exposure() -> dict[str, Any]:
+@dataclass(frozen=True)
+class UnionState:
+    federation: str | None
+    status: str | None
+    cascade: str | None
+    changed_at: str | None
+    changed_by: str | None
+
+
+def exposure(at: datetime | None = None) -> dict[str, Any]:
+    """Every permission that crosses a tenant boundary, and every union's state. With `at`, as it was then: the
+    tenant links are replayed from the audit chain (federation/audit/history.py), not read from today's tables."""
     snap = firewall.snapshot()
     tenants = {t.slug: t for t in db.session.execute(select(Tenant)).scalars()}
+    if at is None:
+        links = snap.links
+        affs = db.session.execute(select(Affiliation).where(Affiliation.status != "ended")).scalars()
+        states = {a.union.slug: UnionState(a.federation.slug, a.status, a.cascade,
+                                           a.cascade_changed_at.isoformat() if a.cascade_changed_at else None,
+                                           a.cascade_changed_by) for a in affs}
+        unions = sorted(slug for slug, t in tenants.items() if t.kind == "union")
+    else:
+        from federation.audit.history import world_at
+
+        world = world_at(at)
+        links = world.links()
+        states = {}
+        for slug in tenants:
+            aff = world.live_affiliation(slug)
+            if aff is not None:
+                states[slug] = UnionState(aff.federation, aff.status, aff.cascade, aff.cascade_changed_at,
+                                          aff.cascade_changed_by)
+        unions = sorted(slug for slug, t in tenants.items() if t.kind == "union" and t.created_at <= at)
+    view = Snapshot(version=snap.version, templates=snap.templates, grants={}, links=links)
     fed_roles = sorted(r for r in snap.templates.roles if ROLE_KIND.get(r) == "federation")
     crossings: list[dict[str, Any]] = []
     # Platform roles reach every tenant through the `any` link: one row, the same for every tenant.
@@ -118,33 +152,51 @@ def exposure() -> dict[str, Any]:
                              for rule in snap.templates.rules if rule.role == role and rule.link == "any"})
     crossings.append({"from": "platform", "to": "every tenant", "permissions": platform_perms})
     per_union: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for union, links in snap.links.items():
-        for fed in {link.split(":", 1)[0] for link in links}:
+    for union, union_links in links.items():
+        for fed in {link.split(":", 1)[0] for link in union_links}:
             for role in fed_roles:
                 for obj in OBJECTS:
                     for act in ACTIONS:
-                        if snap.role_allows(role, fed, union, obj, act):
+                        if view.role_allows(role, fed, union, obj, act):
                             per_union[union][fed].add(f"{role}: {obj}/{act}")
     for union in sorted(per_union):
         for fed, perms in sorted(per_union[union].items()):
             crossings.append({"from": fed, "to": union, "permissions": sorted(perms)})
-    unions = []
-    affs = db.session.execute(select(Affiliation).where(Affiliation.status != "ended")).scalars()
-    by_union = {a.union_id: a for a in affs}
-    for slug, tenant in sorted(tenants.items()):
-        if tenant.kind != "union":
-            continue
-        aff = by_union.get(tenant.id)
-        entry: dict[str, Any] = {"union": slug, "federation": None, "status": None, "cascade": None,
-                                 "cascade_changed_at": None, "cascade_changed_by": None}
-        if aff is not None:
-            # ISO 8601 like every other timestamp of the API (a bare datetime would go out as an HTTP date).
-            changed_at = aff.cascade_changed_at.isoformat() if aff.cascade_changed_at else None
-            entry.update(federation=aff.federation.slug, status=aff.status, cascade=aff.cascade,
-                         cascade_changed_at=changed_at, cascade_changed_by=aff.cascade_changed_by)
-        entry["statement"] = _statement(slug, aff.federation.slug if aff else None, per_union.get(slug, {}))
-        unions.append(entry)
-    return {"policy_version": snap.version, "crossings": crossings, "unions": unions}
+    out_unions = []
+    for slug in unions:
+        st = states.get(slug)
+        entry: dict[str, Any] = {"union": slug, "federation": st.federation if st else None,
+                                 "status": st.status if st else None, "cascade": st.cascade if st else None,
+                                 "cascade_changed_at": st.changed_at if st else None,
+                                 "cascade_changed_by": st.changed_by if st else None}
+        entry["statement"] = _statement(slug, st.federation if st else None, per_union.get(slug, {}))
+        out_unions.append(entry)
+    out: dict[str, Any] = {"policy_version": snap.version, "crossings": crossings, "unions": out_unions}
+    if at is not None:
+        out["at"] = at.isoformat()
+    return out
+
+
+def exposure_diff(before: datetime, after: datetime) -> dict[str, Any]:
+    """What crossed a tenant boundary at `after` that did not at `before`, and the other way round."""
+    a, b = exposure(before), exposure(after)
+    pairs_a = {(c["from"], c["to"]): set(c["permissions"]) for c in a["crossings"]}
+    pairs_b = {(c["from"], c["to"]): set(c["permissions"]) for c in b["crossings"]}
+    changes = []
+    for pair in sorted(set(pairs_a) | set(pairs_b)):
+        gained = sorted(pairs_b.get(pair, set()) - pairs_a.get(pair, set()))
+        lost = sorted(pairs_a.get(pair, set()) - pairs_b.get(pair, set()))
+        if gained or lost:
+            changes.append({"from": pair[0], "to": pair[1], "gained": gained, "lost": lost})
+    unions_a = {u["union"]: u for u in a["unions"]}
+    union_changes = []
+    for u in b["unions"]:
+        old = unions_a.get(u["union"])
+        fields = ("federation", "status", "cascade")
+        if old is None or any(old[f] != u[f] for f in fields):
+            union_changes.append({"union": u["union"], "before": {f: old[f] for f in fields} if old else None,
+                                  "after": {f: u[f] for f in fields}, "statement": u["statement"]})
+    return {"from": before.isoformat(), "to": after.isoformat(), "crossings": changes, "unions": union_changes}
 
 
 def _statement(union: str, fed: str | None, perms: dict[str, set[str]]) -> str:

@@ -1,8 +1,11 @@
 """The auditor's API: check, who-can, exposure, the log and its verification."""
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from datetime import datetime
 
+from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
@@ -10,6 +13,7 @@ from sqlalchemy import or_, select
 
 from federation.access import access_tenant
 from federation.audit import chain, queries
+from federation.errors import invalid
 from federation.extensions import db
 from federation.pagination import decode_cursor, encode_cursor
 from federation.schemas import StrictSchema
@@ -62,12 +66,48 @@ class WhoCan(MethodView):
         return queries.who_can(q["tenant"], q["object"], q["action"])
 
 
+class ExposureQuery(StrictSchema):
+    at = fields.AwareDateTime(load_default=None, metadata={"description": "as it was then (replayed from the log)"})
+
+
+class DiffQuery(StrictSchema):
+    from_ = fields.AwareDateTime(required=True, data_key="from")
+    to = fields.AwareDateTime(required=True)
+
+
+class WhatCanQuery(StrictSchema):
+    subject = fields.String(required=True, validate=validate.Length(min=3, max=300))
+
+
 @blp.route("/exposure")
 class Exposure(MethodView):
-    def get(self):
-        """Every permission that crosses a tenant boundary, and every union's cascade state"""
+    @blp.arguments(ExposureQuery, location="query")
+    def get(self, q):
+        """Every permission that crosses a tenant boundary, and every union's cascade state (now, or at a time)"""
         _auditor()
-        return queries.exposure()
+        return queries.exposure(q["at"])
+
+
+@blp.route("/exposure/diff")
+class ExposureDiff(MethodView):
+    @blp.arguments(DiffQuery, location="query")
+    def get(self, q):
+        """What crossed a tenant boundary at one time and not at the other"""
+        _auditor()
+        if q["to"] < q["from_"]:
+            raise invalid("to", "must not be before from")
+        return queries.exposure_diff(q["from_"], q["to"])
+
+
+@blp.route("/what-can")
+class WhatCan(MethodView):
+    @blp.arguments(WhatCanQuery, location="query")
+    def get(self, q):
+        """Every tenant, object and action a subject may use"""
+        _auditor()
+        from federation.audit.reach import what_can
+
+        return what_can(q["subject"])
 
 
 @blp.route("/log")
@@ -94,6 +134,23 @@ class Log(MethodView):
         rows = rows[: q["limit"]]
         return {"items": [r.as_dict() for r in rows],
                 "next_cursor": encode_cursor(rows[-1].seq) if more else None}
+
+
+@blp.route("/log/export")
+class Export(MethodView):
+    def get(self):
+        """The whole chain as JSON lines, verifiable with the documented hashing rule alone"""
+        _auditor()
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+        def lines() -> Iterator[str]:
+            # Streamed in batches from a context of its own: a long chain never sits in memory at once.
+            with app.app_context():
+                for entry in chain.iter_entries():
+                    yield json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n"
+
+        return Response(lines(), mimetype="application/x-ndjson",
+                        headers={"Content-Disposition": "attachment; filename=musubi-audit.jsonl"})
 
 
 @blp.route("/log/verify")
