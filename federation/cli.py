@@ -280,6 +280,34 @@ def role_revoke(tenant: str, login_id: str, role: str, unit_id: int | None) -> N
     click.echo(f"revoked {role} from user:{tenant}/{login_id}")
 
 
+@cli.group("members")
+def members_group() -> None:
+    """Members in bulk."""
+
+
+@members_group.command("import")
+@click.argument("tenant")
+@click.argument("path", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="check every row and change nothing")
+@with_app
+def members_import(tenant: str, path: str, dry_run: bool) -> None:
+    """Import members from CSV (社員番号, 氏名, よみ, 所属, 役割; UTF-8 or Shift_JIS): all rows or none."""
+    from tenants import imports
+
+    t = _tenant(tenant)
+    with open(path, "rb") as fh:
+        report = imports.check(t, fh.read())
+    for problem in report.problems:
+        click.echo(problem)
+    if not report.ok:
+        raise CLIError(f"{len(report.problems)} problems in {path} ({report.encoding}); nothing imported")
+    if dry_run:
+        click.echo(f"{len(report.rows)} rows ({report.encoding}) would be imported; nothing changed (dry run)")
+        return
+    count = imports.commit(t, report, actor=CLI_ACTOR)
+    click.echo(f"imported {count} members into {tenant} as invited")
+
+
 # --- policy and audit ---------------------------------------------------------------------------------------------
 
 @cli.group("policy")

@@ -1,0 +1,164 @@
+"""Member CSV import: employee number, name, reading, unit, role. A dry run lists every row's problem; a real run
+is all-or-nothing. UTF-8 (with or without BOM) and Shift_JIS (as Excel on Japanese Windows saves it) are accepted.
+
+Imported members start as `invited` (no password): they become active when they set one through an invitation."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+
+from sqlalchemy import insert, select
+
+from federation.audit.chain import record
+from federation.errors import APIError
+from federation.extensions import db, utcnow
+from federation.firewall.templates import GRANTABLE, UNIT_SCOPED
+from tenants.kana import is_kana, kana_sort_key, normalize_kana
+from tenants.models import OrgUnit, RoleGrant, Tenant, User
+
+# Header names a union office is likely to use, in Japanese or English.
+COLUMNS = {
+    "login_id": ("login_id", "社員番号", "従業員番号", "組合員番号", "employee_number", "id"),
+    "display_name": ("display_name", "氏名", "名前", "name"),
+    "name_kana": ("name_kana", "よみ", "フリガナ", "ふりがな", "カナ", "kana"),
+    "unit": ("unit", "所属", "支部", "分会", "unit_id"),
+    "role": ("role", "役割", "役職"),
+}
+MAX_ROWS = 50_000
+
+
+@dataclass
+class Row:
+    line: int
+    login_id: str
+    display_name: str
+    name_kana: str
+    unit_id: int | None
+    role: str | None
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ImportReport:
+    rows: list[Row]
+    encoding: str
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"line {r.line}: {p}" for r in self.rows for p in r.problems]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and not self.problems
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    for encoding in ("utf-8-sig", "cp932"):
+        try:
+            return data.decode(encoding), "UTF-8" if encoding == "utf-8-sig" else "Shift_JIS"
+        except UnicodeDecodeError:
+            continue
+    raise APIError(422, "file: neither UTF-8 nor Shift_JIS", fields={"file": ["unreadable encoding"]})
+
+
+def _header_map(header: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for i, name in enumerate(h.strip().lower() for h in header):
+        for key, names in COLUMNS.items():
+            if name in (n.lower() for n in names):
+                found[key] = i
+    missing = [k for k in ("login_id", "display_name", "name_kana") if k not in found]
+    if missing:
+        raise APIError(422, f"file: the header needs {', '.join(missing)} (e.g. 社員番号, 氏名, よみ)",
+                       fields={"file": [f"missing columns: {', '.join(missing)}"]})
+    return found
+
+
+def check(tenant: Tenant, data: bytes) -> ImportReport:
+    text, encoding = decode(data)
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise APIError(422, "file: empty", fields={"file": ["empty"]}) from None
+    cols = _header_map(header)
+    units = {u.id: u for u in db.session.execute(select(OrgUnit).where(OrgUnit.tenant_id == tenant.id)).scalars()}
+    by_name: dict[str, list[OrgUnit]] = {}
+    for u in units.values():
+        by_name.setdefault(u.name, []).append(u)
+    existing = set(db.session.execute(select(User.login_id).where(User.tenant_id == tenant.id)).scalars())
+    seen: dict[str, int] = {}
+    rows: list[Row] = []
+    grantable = GRANTABLE.get(tenant.kind, ())
+    for line, cells in enumerate(reader, start=2):
+        if not any(c.strip() for c in cells):
+            continue
+        if len(rows) >= MAX_ROWS:
+            raise APIError(413, f"file: more than {MAX_ROWS} rows", fields={"file": ["too many rows"]})
+
+        def cell(key: str) -> str:
+            i = cols.get(key)
+            return cells[i].strip() if i is not None and i < len(cells) else ""
+
+        row = Row(line, cell("login_id"), cell("display_name"), normalize_kana(cell("name_kana")), None,
+                  cell("role") or None)
+        if not row.login_id or len(row.login_id) > 254 or any(ch.isspace() for ch in row.login_id):
+            row.problems.append("employee number: 1-254 characters without spaces")
+        elif row.login_id in existing:
+            row.problems.append(f"employee number {row.login_id} is already a member")
+        elif row.login_id in seen:
+            row.problems.append(f"employee number {row.login_id} also on line {seen[row.login_id]}")
+        else:
+            seen[row.login_id] = line
+        if not row.display_name or len(row.display_name) > 100:
+            row.problems.append("name: 1-100 characters")
+        if not row.name_kana or not is_kana(row.name_kana) or len(row.name_kana) > 100:
+            row.problems.append("reading: hiragana or katakana")
+        unit_text = cell("unit")
+        if unit_text:
+            if unit_text.isdigit() and int(unit_text) in units:
+                row.unit_id = int(unit_text)
+            elif len(by_name.get(unit_text, [])) == 1:
+                row.unit_id = by_name[unit_text][0].id
+            elif len(by_name.get(unit_text, [])) > 1:
+                row.problems.append(f"unit {unit_text!r} names several units: use its id")
+            else:
+                row.problems.append(f"no unit {unit_text!r} in {tenant.slug}")
+        if row.role and (row.role not in grantable or row.role in UNIT_SCOPED):
+            row.problems.append(f"role {row.role!r}: one of {', '.join(r for r in grantable if r not in UNIT_SCOPED)}"
+                                " or empty")
+        rows.append(row)
+    if not rows:
+        raise APIError(422, "file: no member rows under the header", fields={"file": ["no rows"]})
+    return ImportReport(rows, encoding)
+
+
+def commit(tenant: Tenant, report: ImportReport, *, actor: str) -> int:
+    """All or nothing: refuses the whole file if any row has a problem."""
+    if not report.ok:
+        raise APIError(422, f"{len(report.problems)} problems; nothing imported",
+                       fields={"file": report.problems[:50]})
+    now = utcnow()
+    db.session.execute(insert(User), [
+        {"tenant_id": tenant.id, "login_id": r.login_id, "display_name": r.display_name, "name_kana": r.name_kana,
+         "kana_key": kana_sort_key(r.name_kana), "password_hash": None, "status": "invited", "unit_id": r.unit_id,
+         "created_at": now} for r in report.rows])
+    with_roles = [r for r in report.rows if r.role]
+    if with_roles:
+        from federation.firewall.models import bump_policy_version
+
+        ids = dict(db.session.execute(select(User.login_id, User.id).where(
+            User.tenant_id == tenant.id, User.login_id.in_([r.login_id for r in with_roles]))).all())
+        db.session.execute(insert(RoleGrant), [
+            {"tenant_id": tenant.id, "user_id": ids[r.login_id], "role": r.role, "unit_id": 0, "granted_by": actor,
+             "granted_at": now} for r in with_roles])
+        for r in with_roles:
+            record("role.grant", actor=actor, tenant=tenant.slug,
+                   data={"subject": f"user:{tenant.slug}/{r.login_id}", "role": r.role, "unit_id": None,
+                         "source": "csv import"})
+        bump_policy_version()
+    record("members.import", actor=actor, tenant=tenant.slug,
+           data={"created": len(report.rows), "roles": len(with_roles), "encoding": report.encoding})
+    db.session.commit()
+    return len(report.rows)
