@@ -97,12 +97,9 @@ def check(tenant: Tenant, data: bytes) -> ImportReport:
         if len(rows) >= MAX_ROWS:
             raise APIError(413, f"file: more than {MAX_ROWS} rows", fields={"file": ["too many rows"]})
 
-        def cell(key: str) -> str:
-            i = cols.get(key)
-            return cells[i].strip() if i is not None and i < len(cells) else ""
-
-        row = Row(line, cell("login_id"), cell("display_name"), normalize_kana(cell("name_kana")), None,
-                  cell("role") or None)
+        values = {key: (cells[i].strip() if i < len(cells) else "") for key, i in cols.items()}
+        row = Row(line, values["login_id"], values["display_name"], normalize_kana(values["name_kana"]), None,
+                  values.get("role") or None)
         if not row.login_id or len(row.login_id) > 254 or any(ch.isspace() for ch in row.login_id):
             row.problems.append("employee number: 1-254 characters without spaces")
         elif row.login_id in existing:
@@ -115,7 +112,7 @@ def check(tenant: Tenant, data: bytes) -> ImportReport:
             row.problems.append("name: 1-100 characters")
         if not row.name_kana or not is_kana(row.name_kana) or len(row.name_kana) > 100:
             row.problems.append("reading: hiragana or katakana")
-        unit_text = cell("unit")
+        unit_text = values.get("unit", "")
         if unit_text:
             if unit_text.isdigit() and int(unit_text) in units:
                 row.unit_id = int(unit_text)

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 PROJECT = Path(__file__).resolve().parent.parent
-GOOD = "社員番号,氏名,よみ,所属,役割\n20001,山田 花子,やまだ はなこ,a本社支部,\n20002,青木 翔,アオキ ショウ,,union_editor\n"
+GOOD = ("社員番号,氏名,よみ,所属,役割\n20001,山田 花子,やまだ はなこ,a本社支部,\n"
+        "20002,青木 翔,アオキ ショウ,,union_editor\n")
 
 
 def cli(app, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
@@ -54,8 +55,8 @@ def test_one_bad_row_changes_nothing_and_every_problem_is_named(world, app, tmp_
     with app.app_context():
         before = db.session.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
     path = tmp_path / "bad.csv"
-    path.write_text("社員番号,氏名,よみ,所属,役割\n20001,山田 花子,やまだ はなこ,,\n20001,重複 太郎,ちょうふく たろう,,\n"
-                    "20003,漢字 読み,kanji,,\n20004,所属 違い,しょぞく ちがい,存在しない支部,\n"
+    path.write_text("社員番号,氏名,よみ,所属,役割\n20001,山田 花子,やまだ はなこ,,\n"
+                    "20001,重複 太郎,ちょうふく たろう,,\n20003,漢字 読み,kanji,,\n20004,所属 違い,しょぞく ちがい,存在しない支部,\n"
                     "a1,既存 会員,きぞん かいいん,,\n20006,役割 違い,やくわり ちがい,,fed_admin\n", encoding="utf-8")
     dry = cli(app, tmp_path, "members", "import", "union-a", str(path), "--dry-run")
     assert dry.returncode != 0
