@@ -56,7 +56,8 @@ def test_one_bad_row_changes_nothing_and_every_problem_is_named(world, app, tmp_
         before = db.session.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
     path = tmp_path / "bad.csv"
     path.write_text("社員番号,氏名,よみ,所属,役割\n20001,山田 花子,やまだ はなこ,,\n"
-                    "20001,重複 太郎,ちょうふく たろう,,\n20003,漢字 読み,kanji,,\n20004,所属 違い,しょぞく ちがい,存在しない支部,\n"
+                    "20001,重複 太郎,ちょうふく たろう,,\n20003,漢字 読み,kanji,,\n"
+                    "20004,所属 違い,しょぞく ちがい,存在しない支部,\n"
                     "a1,既存 会員,きぞん かいいん,,\n20006,役割 違い,やくわり ちがい,,fed_admin\n", encoding="utf-8")
     dry = cli(app, tmp_path, "members", "import", "union-a", str(path), "--dry-run")
     assert dry.returncode != 0
