@@ -26,6 +26,7 @@ COLUMNS = {
     "role": ("role", "役割", "役職"),
 }
 MAX_ROWS = 50_000
+MAX_BYTES = 10 * 1024 * 1024
 
 
 @dataclass
@@ -36,7 +37,15 @@ class Row:
     name_kana: str
     unit_id: int | None
     role: str | None
-    problems: list[str] = field(default_factory=list)
+    # (message, parameters): English here and in the CLI; the web page translates the message (catalogue msgids).
+    issues: list[tuple[str, dict[str, object]]] = field(default_factory=list)
+
+    def problem(self, message: str, **params: object) -> None:
+        self.issues.append((message, params))
+
+    @property
+    def problems(self) -> list[str]:
+        return [message % params for message, params in self.issues]
 
 
 @dataclass
@@ -76,6 +85,8 @@ def _header_map(header: list[str]) -> dict[str, int]:
 
 
 def check(tenant: Tenant, data: bytes) -> ImportReport:
+    if len(data) > MAX_BYTES:
+        raise APIError(413, "file: larger than 10 MB", fields={"file": ["too large"]})
     text, encoding = decode(data)
     reader = csv.reader(io.StringIO(text))
     try:
@@ -101,17 +112,18 @@ def check(tenant: Tenant, data: bytes) -> ImportReport:
         row = Row(line, values["login_id"], values["display_name"], normalize_kana(values["name_kana"]), None,
                   values.get("role") or None)
         if not row.login_id or len(row.login_id) > 254 or any(ch.isspace() for ch in row.login_id):
-            row.problems.append("employee number: 1-254 characters without spaces")
+            row.problem("employee number: 1-254 characters without spaces")
         elif row.login_id in existing:
-            row.problems.append(f"employee number {row.login_id} is already a member")
+            row.problem("employee number %(login_id)s is already a member", login_id=row.login_id)
         elif row.login_id in seen:
-            row.problems.append(f"employee number {row.login_id} also on line {seen[row.login_id]}")
+            row.problem("employee number %(login_id)s also on line %(other)s", login_id=row.login_id,
+                        other=seen[row.login_id])
         else:
             seen[row.login_id] = line
         if not row.display_name or len(row.display_name) > 100:
-            row.problems.append("name: 1-100 characters")
+            row.problem("name: 1-100 characters")
         if not row.name_kana or not is_kana(row.name_kana) or len(row.name_kana) > 100:
-            row.problems.append("reading: hiragana or katakana")
+            row.problem("reading: hiragana or katakana")
         unit_text = values.get("unit", "")
         if unit_text:
             if unit_text.isdigit() and int(unit_text) in units:
@@ -119,12 +131,12 @@ def check(tenant: Tenant, data: bytes) -> ImportReport:
             elif len(by_name.get(unit_text, [])) == 1:
                 row.unit_id = by_name[unit_text][0].id
             elif len(by_name.get(unit_text, [])) > 1:
-                row.problems.append(f"unit {unit_text!r} names several units: use its id")
+                row.problem("unit %(unit)s names several units: use its id", unit=unit_text)
             else:
-                row.problems.append(f"no unit {unit_text!r} in {tenant.slug}")
+                row.problem("no unit %(unit)s in %(tenant)s", unit=unit_text, tenant=tenant.slug)
         if row.role and (row.role not in grantable or row.role in UNIT_SCOPED):
-            row.problems.append(f"role {row.role!r}: one of {', '.join(r for r in grantable if r not in UNIT_SCOPED)}"
-                                " or empty")
+            row.problem("role %(role)s: one of %(roles)s or empty", role=row.role,
+                        roles=", ".join(r for r in grantable if r not in UNIT_SCOPED))
         rows.append(row)
     if not rows:
         raise APIError(422, "file: no member rows under the header", fields={"file": ["no rows"]})

@@ -2,6 +2,7 @@
 complete and compiled; English is there for those who choose it."""
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -15,8 +16,9 @@ from federation.firewall.templates import ACTIONS, GRANTABLE, LINKS, OBJECTS
 from federation.web.catalogs import TRANSLATIONS, compiled
 
 # Proper nouns and identifiers a Japanese page may show as they are: the product's name, the Markdown syntax hint,
-# and the firewall's own vocabulary (the words the audit API and CLI use); slugs and login ids are added per world.
-ALLOWED = {"musubi", "Markdown", "https"} | set(OBJECTS) | set(ACTIONS) | set(LINKS) \
+# file formats and character encodings (CSV, UTF-8, Shift_JIS are how Japanese offices name them too), and the
+# firewall's own vocabulary (the words the audit API and CLI use); slugs and login ids are added per world.
+ALLOWED = {"musubi", "Markdown", "https", "CSV", "UTF", "Shift_JIS"} | set(OBJECTS) | set(ACTIONS) | set(LINKS) \
     | {r for roles in GRANTABLE.values() for r in roles} | {"member"}
 
 
@@ -65,6 +67,10 @@ def _crawl(world, app, lang: str) -> dict[str, str]:  # type: ignore[no-untyped-
     visit(aadmin, "/t/union-a/notices/new", 422, "post", {"title": "x", "body": "", "when": "now"})
     visit(aadmin, "/t/union-a/notices/new", 200, "post", {"title": "x", "body": "**a**", "action": "preview"})
     visit(aadmin, "/t/union-a/roles", 422, "post", {"op": "grant", "login_id": "nobody", "role": "union_editor"})
+    visit(aadmin, "/t/union-a/members/import")
+    bad_csv = "社員番号,氏名,よみ,所属,役割\n20001,山田 花子,yamada,どこか,fed_admin\n20001,重複,ちょうふく,,\n"
+    visit(aadmin, "/t/union-a/members/import", 422, "post",
+          {"op": "check", "file": (io.BytesIO(bad_csv.encode("cp932")), "members.csv")})
     badmin = as_("union-b", "badmin")
     for path in ("/inbox", f"/notices/{seminar}", "/t/union-b/relay", "/t/union-b/cascade"):
         visit(badmin, path)

@@ -20,7 +20,7 @@ MEMBERS_PAGE = 50
 
 @bp.route("/t/<slug>/members")
 def members(slug: str):  # type: ignore[no-untyped-def]
-    tenant, _subject = access_tenant(slug, "members", "read")
+    tenant, subject = access_tenant(slug, "members", "read")
     q = (request.args.get("q") or "").strip()[:100] or None
     after = decode_cursor(request.args.get("cursor"), (str, int))
     rows = tenant_service.members_page(tenant, limit=MEMBERS_PAGE + 1, after=after, q=q)  # type: ignore[arg-type]
@@ -28,7 +28,8 @@ def members(slug: str):  # type: ignore[no-untyped-def]
     rows = rows[:MEMBERS_PAGE]
     next_cursor = encode_cursor(rows[-1].kana_key, rows[-1].id) if more else None
     return render_template("web/members.html", tenant=tenant, members=rows, q=q or "", next_cursor=next_cursor,
-                           units=units_by_id(tenant), first_page=after is None)
+                           units=units_by_id(tenant), first_page=after is None,
+                           may_write=firewall.allowed(subject, tenant.slug, "members", "write"))
 
 
 @bp.route("/t/<slug>/units", methods=["GET", "POST"])
@@ -155,3 +156,27 @@ def relay_inbox(slug: str):  # type: ignore[no-untyped-def]
     branches = [u for u in tenant_service.units_of(tenant) if u.kind == "branch"]
     return render_template("web/relay.html", tenant=tenant, received=received_notices(tenant), branches=branches,
                            error=error, done=request.args.get("done"), user=g.user), 422 if error else 200
+
+
+@bp.route("/t/<slug>/members/import", methods=["GET", "POST"])
+def members_import(slug: str):  # type: ignore[no-untyped-def]
+    """CSV import for union officers: check first (every row's problem shown), then import all rows or none."""
+    from tenants import imports
+
+    tenant, subject = access_tenant(slug, "members", "write")
+    report = error = None
+    imported = None
+    if request.method == "POST":
+        upload = request.files.get("file")
+        try:
+            if upload is None or not upload.filename:
+                raise APIError(422, "file: choose a CSV file", fields={"file": ["missing"]})
+            report = imports.check(tenant, upload.read(imports.MAX_BYTES + 1)[: imports.MAX_BYTES + 1])
+            if request.form.get("op") == "import" and report.ok:
+                imported = imports.commit(tenant, report, actor=subject.key)
+        except APIError as exc:
+            db.session.rollback()
+            error = exc
+    status = 422 if error or (report is not None and not report.ok) else 200
+    return render_template("web/members_import.html", tenant=tenant, report=report, error=error,
+                           imported=imported), status
