@@ -11,7 +11,7 @@ from sqlalchemy import select
 from federation.audit.chain import record
 from federation.errors import APIError, invalid
 from federation.extensions import db, utcnow
-from federation.firewall import Subject, firewall
+from federation.firewall import Denied, Subject, firewall
 from federation.jobs import enqueue_after_commit
 from federation.notices import audience as aud
 from federation.notices import inbox_cache
@@ -174,3 +174,15 @@ def may_edit(notice: Notice, subject: Subject) -> bool:
     if any(r in ("fed_admin", "fed_editor", "union_admin", "union_editor") for r in roles):
         return True
     return notice.author_id == subject.user_id
+
+
+def access_notice(slug: str, notice_id: int, action: str = "write") -> tuple[Tenant, Notice]:
+    """The one gate to change a notice, for the API and the pages alike: the firewall for the tenant, then the row
+    through its tenant (404 if it is another tenant's), then may_edit (a unit officer only edits their own)."""
+    from federation.access import access_tenant, get_owned
+
+    tenant, subject = access_tenant(slug, "notices", action)
+    notice = get_owned(Notice, notice_id, tenant)
+    if not may_edit(notice, subject):
+        raise Denied(403)
+    return tenant, notice

@@ -37,19 +37,10 @@ from federation.notices.schemas import (
 )
 from federation.pagination import decode_cursor, encode_cursor
 from federation.schemas import PageQuery
-from tenants.models import Tenant
 
 blp = Blueprint("notices", __name__, url_prefix="/api/v1", description="Notices, the cascade and the inbox")
 
 RECIPIENT_VIEW = NoticeOut(exclude=("audience", "author", "body", "reminder_at"))
-
-
-def _editable(slug: str, notice_id: int, action: str = "write") -> tuple[Tenant, Notice]:
-    tenant, subject = access_tenant(slug, "notices", action)
-    notice = get_owned(Notice, notice_id, tenant)
-    if not service.may_edit(notice, subject):
-        raise Denied(403)
-    return tenant, notice
 
 
 @blp.route("/tenants/<slug>/notices")
@@ -118,13 +109,13 @@ class OneNotice(MethodView):
     @blp.response(200, NoticeOut)
     def patch(self, body, slug, notice_id):
         """Change a draft or scheduled notice (a published one: its text and event)"""
-        _, notice = _editable(slug, notice_id)
+        _, notice = service.access_notice(slug, notice_id)
         return service.update_notice(notice, g.subject, body)
 
     @blp.response(200, NoticeOut)
     def delete(self, slug, notice_id):
         """Retract: the notice leaves every inbox at once"""
-        _, notice = _editable(slug, notice_id)
+        _, notice = service.access_notice(slug, notice_id)
         was_published = notice.status == "published"
         notice = service.retract(notice, g.subject)
         if was_published:
@@ -140,7 +131,7 @@ class Publish(MethodView):
     @blp.response(202, NoticeOut)
     def post(self, slug, notice_id):
         """Publish now; the cascade runs in the background (watch it in stats.progress)"""
-        _, notice = _editable(slug, notice_id, "publish")
+        _, notice = service.access_notice(slug, notice_id, "publish")
         return service.publish_now(notice, g.subject)
 
 

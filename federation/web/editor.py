@@ -24,15 +24,6 @@ from federation.web.reads import audience_tree, own_notices, reached_union, tena
 WHEN = ("now", "schedule", "draft")
 
 
-def _editable(slug: str, notice_id: int, action: str = "write") -> tuple[Any, Notice]:
-    """The same gate as the API's: the firewall for the tenant, then the row through its tenant, then may_edit."""
-    tenant, subject = access_tenant(slug, "notices", action)
-    notice = get_owned(Notice, notice_id, tenant)
-    if not service.may_edit(notice, subject):
-        raise Denied(403)
-    return tenant, notice
-
-
 @bp.route("/t/<slug>/notices")
 def notices(slug: str):  # type: ignore[no-untyped-def]
     tenant, subject = access_tenant(slug, "notices", "write")
@@ -170,14 +161,14 @@ def markdown_preview(slug: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/t/<slug>/notices/<int:notice_id>/publish", methods=["POST"])
 def publish(slug: str, notice_id: int):  # type: ignore[no-untyped-def]
-    _tenant, notice = _editable(slug, notice_id, "publish")
+    _tenant, notice = service.access_notice(slug, notice_id, "publish")
     service.publish_now(notice, g.subject)
     return redirect(url_for("web.notices", slug=slug, done="published"))
 
 
 @bp.route("/t/<slug>/notices/<int:notice_id>/retract", methods=["POST"])
 def retract(slug: str, notice_id: int):  # type: ignore[no-untyped-def]
-    _tenant, notice = _editable(slug, notice_id)
+    _tenant, notice = service.access_notice(slug, notice_id)
     was_published = notice.status == "published"
     service.retract(notice, g.subject)
     if was_published:
