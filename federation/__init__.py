@@ -48,7 +48,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from federation.push import views as push_views
     from tenants import views as tenant_views
 
-    for blueprint in (auth_views.blp, tenant_views.blp, notice_views.blp, push_views.blp, audit_views.blp):
+    from federation.space import blueprints as space_blueprints
+
+    for blueprint in (auth_views.blp, tenant_views.blp, notice_views.blp, push_views.blp, audit_views.blp,
+                      *space_blueprints()):
         api.register_blueprint(blueprint)
     from federation.web import bp as web_pages
 

@@ -23,7 +23,7 @@ def alembic_config(connection=None) -> Config:  # type: ignore[no-untyped-def]
 def upgrade() -> None:
     """Bring the schema to the latest migration, then make sure the rows every deployment needs exist."""
     with db.engine.begin() as connection:
-        command.upgrade(alembic_config(connection), "head")
+        command.upgrade(alembic_config(connection), "heads")
     if db.session.execute(select(PolicyState.id).where(PolicyState.id == 1)).first() is None:
         db.session.add(PolicyState(id=1, version=1))
         db.session.commit()
