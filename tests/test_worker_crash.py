@@ -23,7 +23,9 @@ from federation import jobs
 from federation.push.local_service import LocalPushService
 
 REDIS_URL = os.environ.get("MUSUBI_TEST_REDIS_URL")
-REDIS_DB = 14  # this test's own database number: it is flushed before and after
+# The database number in MUSUBI_TEST_REDIS_URL is this test's own (CI gives the SQLite and the PostgreSQL runs,
+# which go side by side, different ones): it is flushed before and after. Without a number, 14.
+REDIS_DB = int(urlsplit(REDIS_URL or "").path.strip("/") or 14)
 PROJECT = Path(__file__).resolve().parent.parent
 UNIONS = 120
 CHUNK = 10  # unions per delivery job (MUSUBI_CASCADE_CHUNK), so the cascade takes twelve jobs
