@@ -1,0 +1,154 @@
+"""Uploading, versioning, listing and deleting documents. The caller has passed the firewall already."""
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from typing import Any
+
+from sqlalchemy import select
+from werkzeug.datastructures import FileStorage
+
+from federation.errors import APIError, invalid
+from federation.extensions import db
+from federation.firewall import Subject
+from federation.notices import audience as aud
+from federation.space.documents import storage as st
+from federation.space.documents.models import Document, DocumentVersion
+from tenants.models import OrgUnit, Tenant, User
+
+
+def sniff(data: bytes) -> str | None:
+    """The content type the bytes really are, or None. The name and the client's claimed type are never trusted:
+    a browser asked to show a "PDF" that is really HTML would run it in our origin."""
+    if data.startswith(b"%PDF-"):
+        return "application/pdf"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def clean_filename(raw: str | None) -> str:
+    """The name to hand back on download: the last path component, no control characters, at most 255 chars."""
+    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in unicodedata.normalize("NFC", name) if unicodedata.category(c)[0] != "C").strip()
+    return (name or "document")[:255]
+
+
+def read_upload(upload: FileStorage | None) -> tuple[bytes, str, str]:
+    if upload is None:
+        raise invalid("file", "attach the document as multipart field `file`")
+    limit = st.max_bytes()
+    try:
+        data = upload.stream.read(limit + 1)
+    finally:
+        # A large upload is spooled to a temporary file: released now rather than whenever it is collected.
+        upload.close()
+    if len(data) > limit:
+        raise APIError(413, f"file: larger than {limit // (1024 * 1024)} MB", fields={"file": ["too large"]})
+    if not data:
+        raise invalid("file", "is empty")
+    kind = sniff(data)
+    if kind is None:
+        raise invalid("file", "not a PDF, PNG, JPEG or WebP file (checked by its content)")
+    return data, kind, clean_filename(upload.filename)
+
+
+def parse_tags(raw: str | None) -> list[str]:
+    if not raw:
+        return []
+    tags = sorted({t.strip() for t in raw.split(",") if t.strip()})
+    if len(tags) > 20 or any(len(t) > 50 for t in tags):
+        raise invalid("tags", "at most 20 comma-separated tags of up to 50 characters")
+    return tags
+
+
+def parse_audience(raw: str | None, tenant: Tenant, subject: Subject) -> dict[str, Any]:
+    if raw is None:
+        return {"all": True}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise invalid("audience", 'JSON: {"all": true} or {"units": [...]}') from None
+    return aud.validate(value, tenant, subject)
+
+
+def _store(document: Document, version: int, user: User, data: bytes, kind: str, filename: str) -> DocumentVersion:
+    key = st.new_key()
+    st.storage().put(key, data)
+    row = DocumentVersion(document_id=document.id, tenant_id=document.tenant_id, version=version, storage_key=key,
+                          filename=filename, content_type=kind, size=len(data),
+                          sha256=hashlib.sha256(data).hexdigest(), uploaded_by=user.id)
+    db.session.add(row)
+    return row
+
+
+def create_document(tenant: Tenant, user: User, subject: Subject, form: dict[str, Any],
+                    upload: FileStorage | None) -> Document:
+    audience = parse_audience(form.get("audience"), tenant, subject)
+    tags = parse_tags(form.get("tags"))
+    data, kind, filename = read_upload(upload)
+    doc = Document(tenant_id=tenant.id, title=form["title"], folder=form.get("folder") or None,
+                   tags=json.dumps(tags, ensure_ascii=False), audience=json.dumps(audience), latest_version=1,
+                   created_by=user.id)
+    db.session.add(doc)
+    db.session.flush()
+    _store(doc, 1, user, data, kind, filename)
+    db.session.commit()
+    return doc
+
+
+def add_version(doc: Document, user: User, upload: FileStorage | None) -> Document:
+    data, kind, filename = read_upload(upload)
+    # Locks the document row (PostgreSQL) so two uploads at once cannot both claim the same next number; the
+    # unique constraint stops it anyway where locking is not available.
+    db.session.refresh(doc, with_for_update=True)
+    doc.latest_version += 1
+    _store(doc, doc.latest_version, user, data, kind, filename)
+    db.session.commit()
+    return doc
+
+
+def versions(doc: Document) -> list[DocumentVersion]:
+    return list(db.session.execute(select(DocumentVersion).where(DocumentVersion.document_id == doc.id)
+                                   .order_by(DocumentVersion.version.desc())).scalars())
+
+
+def version_of(doc: Document, number: int | None) -> DocumentVersion:
+    row = db.session.execute(select(DocumentVersion).where(
+        DocumentVersion.document_id == doc.id,
+        DocumentVersion.version == (number or doc.latest_version))).scalar_one_or_none()
+    if row is None:
+        raise APIError(404, "version: no such version", fields={"version": ["no such version"]})
+    return row
+
+
+def latest_of(doc: Document) -> DocumentVersion | None:
+    return db.session.execute(select(DocumentVersion).where(
+        DocumentVersion.document_id == doc.id, DocumentVersion.version == doc.latest_version)).scalar_one_or_none()
+
+
+def delete_document(doc: Document) -> None:
+    keys = [v.storage_key for v in versions(doc)]
+    db.session.delete(doc)
+    db.session.commit()
+    # Files go only after the rows are gone: a failure here leaves an orphan file, never a row without its file.
+    store = st.storage()
+    for key in keys:
+        store.delete(key)
+
+
+def audience_covers(doc: Document, user: User) -> bool:
+    """Whether a member's unit lies inside the document's audience (a unit includes everything under it)."""
+    audience = json.loads(doc.audience)
+    if audience.get("all"):
+        return True
+    if user.unit is None:
+        return False
+    paths = db.session.execute(select(OrgUnit.path).where(
+        OrgUnit.tenant_id == doc.tenant_id, OrgUnit.id.in_(audience.get("units", [])))).scalars()
+    return any(user.unit.path.startswith(p) for p in paths)

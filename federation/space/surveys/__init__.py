@@ -1,0 +1,1 @@
+"""Union surveys: choice and free-text questions, named or anonymous, with results and response rates."""

@@ -1,0 +1,110 @@
+"""Surveys: officers create them and read results; members answer once while they are open."""
+from __future__ import annotations
+
+from flask import Response, g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from federation.access import access_tenant, get_owned
+from federation.extensions import db
+from federation.space.surveys import reminders, service
+from federation.space.surveys.models import Survey
+from federation.space.surveys.schemas import (
+    AnswerAck,
+    AnswerIn,
+    ReminderOut,
+    ResultsOut,
+    SurveyIn,
+    SurveyList,
+    SurveyOut,
+)
+
+blp = Blueprint("surveys", __name__, url_prefix="/api/v1", description="A union's surveys")
+# Ids in paths stop at the 32-bit column range: a larger number is no row (404), not a driver overflow (500).
+
+
+def _out(survey: Survey, *, with_questions: bool = True) -> dict:
+    out = {c: getattr(survey, c) for c in ("id", "title", "description", "anonymous", "opens_at", "closes_at",
+                                           "created_at")}
+    out["is_open"] = service.is_open(survey)
+    out["answered"] = service.has_answered(survey, g.user)
+    if with_questions:
+        out["questions"] = service.questions(survey)
+    return out
+
+
+@blp.route("/tenants/<slug>/surveys")
+class Surveys(MethodView):
+    @blp.response(200, SurveyList)
+    def get(self, slug):
+        """The union's surveys, newest first, each with whether you have answered"""
+        tenant, _ = access_tenant(slug, "surveys", "read", kind="union")
+        rows = db.session.execute(select(Survey).where(Survey.tenant_id == tenant.id)
+                                  .order_by(Survey.created_at.desc(), Survey.id.desc())).scalars()
+        return {"items": [_out(s, with_questions=False) for s in rows]}
+
+    @blp.arguments(SurveyIn)
+    @blp.response(201, SurveyOut)
+    def post(self, body, slug):
+        """Create a survey with its questions (single, multiple, text), dates and anonymity"""
+        tenant, _ = access_tenant(slug, "surveys", "manage", kind="union")
+        return _out(service.create_survey(tenant, g.user, body))
+
+
+@blp.route("/tenants/<slug>/surveys/<int(max=2147483647):survey_id>")
+class OneSurvey(MethodView):
+    @blp.response(200, SurveyOut)
+    def get(self, slug, survey_id):
+        """One survey with its questions"""
+        tenant, _ = access_tenant(slug, "surveys", "read", kind="union")
+        return _out(get_owned(Survey, survey_id, tenant))
+
+    @blp.response(204)
+    def delete(self, slug, survey_id):
+        """Delete a survey with its answers (officers)"""
+        tenant, _ = access_tenant(slug, "surveys", "manage", kind="union")
+        service.delete_survey(get_owned(Survey, survey_id, tenant))
+
+
+@blp.route("/tenants/<slug>/surveys/<int(max=2147483647):survey_id>/answers")
+class Answers(MethodView):
+    @blp.arguments(AnswerIn)
+    @blp.response(201, AnswerAck)
+    def post(self, body, slug, survey_id):
+        """Answer a survey, once, while it is open"""
+        tenant, _ = access_tenant(slug, "surveys", "write", kind="union")
+        survey = get_owned(Survey, survey_id, tenant)
+        service.answer(survey, g.user, body["answers"])
+        return {"survey_id": survey.id, "answered": True}
+
+
+@blp.route("/tenants/<slug>/surveys/<int(max=2147483647):survey_id>/results")
+class Results(MethodView):
+    @blp.response(200, ResultsOut)
+    def get(self, slug, survey_id):
+        """Officers: counts per option, free-text answers (unnamed when anonymous), response rate per branch"""
+        tenant, _ = access_tenant(slug, "surveys", "manage", kind="union")
+        return service.results(get_owned(Survey, survey_id, tenant))
+
+
+@blp.route("/tenants/<slug>/surveys/<int(max=2147483647):survey_id>/results.csv")
+class ResultsCsv(MethodView):
+    @blp.response(200, content_type="text/csv")
+    def get(self, slug, survey_id):
+        """Officers: the results as CSV (UTF-8 with BOM, for Excel)"""
+        tenant, _ = access_tenant(slug, "surveys", "manage", kind="union")
+        survey = get_owned(Survey, survey_id, tenant)
+        return Response(service.results_csv(survey), mimetype="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="survey-{survey.id}-results.csv"',
+            "Cache-Control": "private, no-store"})
+
+
+@blp.route("/tenants/<slug>/surveys/<int(max=2147483647):survey_id>/reminders")
+class Reminders(MethodView):
+    @blp.response(202, ReminderOut)
+    def post(self, slug, survey_id):
+        """Officers: push a reminder to every member who has not answered yet (sent in the background)"""
+        tenant, _ = access_tenant(slug, "surveys", "manage", kind="union")
+        survey = get_owned(Survey, survey_id, tenant)
+        return {"survey_id": survey.id, "members": reminders.request_reminder(survey)}

@@ -1,0 +1,279 @@
+"""Surveys through the API: answering once inside the dates, anonymous answers that cannot be tied to a member,
+results and response rates per branch, the CSV export, and the isolation matrix (F1, F5, F8)."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import World
+from sqlalchemy import inspect, select, text
+
+BASE = "/api/v1/tenants/union-a/surveys"
+
+
+def _when(days: float) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).isoformat()
+
+
+def survey_body(**over):  # type: ignore[no-untyped-def]
+    body = {
+        "title": "2026年 職場環境アンケート",
+        "anonymous": False,
+        "opens_at": _when(-1),
+        "closes_at": _when(7),
+        "questions": [
+            {"kind": "single", "text": "残業は増えましたか", "options": ["増えた", "変わらない", "減った"]},
+            {"kind": "multiple", "text": "要求したいこと", "options": ["賃上げ", "休暇", "在宅勤務"]},
+            {"kind": "text", "text": "ご意見", "required": False},
+        ],
+    }
+    body.update(over)
+    return body
+
+
+def create(world: World, **over) -> dict:  # type: ignore[no-untyped-def]
+    r = world.as_("union-a", "aeditor").post(BASE, json=survey_body(**over))
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()
+
+
+def answers_for(survey: dict, single: int, multiple: list[int], free: str | None) -> dict:
+    q = [str(x["id"]) for x in survey["questions"]]
+    return {"answers": {q[0]: single, q[1]: multiple, q[2]: free}}
+
+
+def test_member_answers_once_and_officer_sees_results(world: World) -> None:
+    s = create(world)
+    a1, a2 = world.as_("union-a", "a1"), world.as_("union-a", "a2")
+    assert a1.post(f"{BASE}/{s['id']}/answers", json=answers_for(s, 0, [0, 1], "休憩室がほしい")).status_code == 201
+    assert a2.post(f"{BASE}/{s['id']}/answers", json=answers_for(s, 0, [1], None)).status_code == 201
+    again = a1.post(f"{BASE}/{s['id']}/answers", json=answers_for(s, 2, [2], "二度目"))
+    assert again.status_code == 409
+    assert "survey" in again.get_json()["error"]["fields"]
+    assert a1.get(f"{BASE}/{s['id']}").get_json()["answered"] is True
+    res = world.as_("union-a", "aeditor").get(f"{BASE}/{s['id']}/results").get_json()
+    assert res["members"] == 5 and res["answered"] == 2 and res["rate"] == 0.4
+    q1, q2, q3 = res["questions"]
+    assert [o["count"] for o in q1["options"]] == [2, 0, 0]
+    assert [o["count"] for o in q2["options"]] == [1, 2, 0]
+    # A named survey shows who wrote what.
+    assert q3["texts"] == [{"text": "休憩室がほしい", "login_id": "a1", "display_name": "A渡辺 恵"}]
+    units = {u["unit_id"]: u for u in res["units"]}
+    branch, branch2 = world.ids["union-a:branch"], world.ids["union-a:branch2"]
+    assert (units[branch]["members"], units[branch]["answered"]) == (3, 1)
+    assert (units[branch2]["members"], units[branch2]["answered"]) == (2, 1)
+
+
+def test_anonymous_answers_cannot_be_linked_to_a_member(world: World) -> None:
+    s = create(world, anonymous=True)
+    for login_id, choice in (("a1", 0), ("a2", 2), ("a3", 1)):
+        r = world.as_("union-a", login_id).post(f"{BASE}/{s['id']}/answers",
+                                                json=answers_for(s, choice, [choice], f"意見{login_id}"))
+        assert r.status_code == 201, r.get_json()
+    from federation.extensions import db
+    from tenants.models import User
+
+    with world.app.app_context():
+        engine = inspect(db.engine)
+        # Nothing in an answer row names a member or records when it was written.
+        assert {c["name"] for c in engine.get_columns("survey_responses")} == {"id", "survey_id", "user_id",
+                                                                                "answers"}
+        assert {c["name"] for c in engine.get_columns("survey_participants")} == {"survey_id", "user_id"}
+        rows = db.session.execute(text("SELECT id, user_id, answers FROM survey_responses WHERE survey_id = :s"),
+                                  {"s": s["id"]}).all()
+        users = db.session.execute(select(User.id, User.login_id)).all()
+        assert len(rows) == 3
+        for row_id, user_id, answers in rows:
+            assert user_id is None
+            assert len(row_id) == 32 and not row_id.isdigit()
+            assert not any(str(uid) == row_id for uid, _ in users)
+            # The text itself is the member's own words; nothing else in the row comes from their account.
+            assert not any(f'"{login}"' in answers for _, login in users)
+        participants = db.session.execute(text("SELECT user_id FROM survey_participants WHERE survey_id = :s"),
+                                          {"s": s["id"]}).scalars().all()
+        assert len(participants) == 3
+    res = world.as_("union-a", "aeditor").get(f"{BASE}/{s['id']}/results").get_json()
+    assert all(t["login_id"] is None and t["display_name"] is None for t in res["questions"][2]["texts"])
+    # Per-branch rates still work, from the "has answered" rows alone.
+    units = {u["unit_id"]: u["answered"] for u in res["units"]}
+    assert units[world.ids["union-a:branch"]] == 1 and units[world.ids["union-a:branch2"]] == 2
+    again = world.as_("union-a", "a1").post(f"{BASE}/{s['id']}/answers", json=answers_for(s, 1, [1], None))
+    assert again.status_code == 409
+
+
+def test_answers_refused_outside_the_dates(world: World) -> None:
+    early = create(world, opens_at=_when(1), closes_at=_when(2))
+    late = create(world, opens_at=_when(-3), closes_at=_when(-1))
+    a1 = world.as_("union-a", "a1")
+    r = a1.post(f"{BASE}/{early['id']}/answers", json=answers_for(early, 0, [0], None))
+    assert r.status_code == 409 and "opens_at" in r.get_json()["error"]["fields"]
+    r = a1.post(f"{BASE}/{late['id']}/answers", json=answers_for(late, 0, [0], None))
+    assert r.status_code == 409 and "closes_at" in r.get_json()["error"]["fields"]
+    listed = {s["id"]: s["is_open"] for s in a1.get(BASE).get_json()["items"]}
+    assert listed == {early["id"]: False, late["id"]: False}
+
+
+def test_csv_export_has_bom_and_counts(world: World) -> None:
+    s = create(world, anonymous=True)
+    world.as_("union-a", "a1").post(f"{BASE}/{s['id']}/answers", json=answers_for(s, 1, [0, 2], "=HYPERLINK(1)"))
+    r = world.as_("union-a", "aadmin").get(f"{BASE}/{s['id']}/results.csv")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/csv")
+    assert r.data.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(r.data.decode("utf-8-sig"))))
+    assert rows[0][0] == "section"
+    assert ["option", "1", "残業は増えましたか", "", "変わらない", "1"] == rows[rows.index(next(
+        row for row in rows if row[:5] == ["option", "1", "残業は増えましたか", "", "変わらない"]))][:6]
+    texts = [row for row in rows if row[0] == "text"]
+    # A formula typed as an answer stays text in Excel.
+    assert texts[0][4] == "'=HYPERLINK(1)" and texts[0][8] == "" and texts[0][9] == ""
+
+
+def test_delete_survey(world: World) -> None:
+    s = create(world)
+    assert world.as_("union-a", "a1").delete(f"{BASE}/{s['id']}").status_code == 403
+    assert world.as_("union-a", "aeditor").delete(f"{BASE}/{s['id']}").status_code == 204
+    assert world.as_("union-a", "a1").get(f"{BASE}/{s['id']}").status_code == 404
+
+
+# --- isolation matrix -------------------------------------------------------------------------------------------
+
+OUTSIDERS = [("fed", "fadmin"), ("fed", "staff"), ("platform", "aud"), ("platform", "ops"), ("union-b", "badmin"),
+             ("union-b", "b1")]
+
+
+@pytest.fixture(scope="module")
+def survey_in_a(_module_world: World) -> dict:
+    r = _module_world.as_("union-a", "aeditor").post(BASE, json=survey_body(title="秘密のアンケート"))
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()
+
+
+def _endpoints(s: dict) -> list[tuple[str, str, dict | None]]:
+    sid = s["id"]
+    return [("GET", BASE, None), ("POST", BASE, survey_body()), ("GET", f"{BASE}/{sid}", None),
+            ("DELETE", f"{BASE}/{sid}", None), ("POST", f"{BASE}/{sid}/answers", answers_for(s, 0, [0], None)),
+            ("GET", f"{BASE}/{sid}/results", None), ("GET", f"{BASE}/{sid}/results.csv", None),
+            ("POST", f"{BASE}/{sid}/reminders", None)]
+
+
+@pytest.mark.parametrize("tenant,login_id", OUTSIDERS)
+def test_outsiders_get_404_on_every_survey_endpoint(shared_world: World, survey_in_a: dict, tenant: str,
+                                                     login_id: str) -> None:
+    api = shared_world.as_(tenant, login_id)
+    for method, path, body in _endpoints(survey_in_a):
+        r = api.client.open(path, method=method, json=body, headers=api._headers())
+        assert r.status_code == 404, (tenant, login_id, method, path, r.status_code)
+        assert "秘密" not in r.get_data(as_text=True)
+
+
+def test_plain_member_gets_403_on_officer_endpoints(shared_world: World, survey_in_a: dict) -> None:
+    member = shared_world.as_("union-a", "a1")
+    sid = survey_in_a["id"]
+    assert member.post(BASE, json=survey_body()).status_code == 403
+    assert member.get(f"{BASE}/{sid}/results").status_code == 403
+    assert member.get(f"{BASE}/{sid}/results.csv").status_code == 403
+    assert member.delete(f"{BASE}/{sid}").status_code == 403
+    assert member.post(f"{BASE}/{sid}/reminders").status_code == 403
+
+
+def test_neighbour_survey_id_is_404_through_own_union(shared_world: World, survey_in_a: dict) -> None:
+    r = shared_world.as_("union-b", "b1").get(f"/api/v1/tenants/union-b/surveys/{survey_in_a['id']}")
+    assert r.status_code == 404
+
+
+# --- bad input -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("over,field", [
+    ({"title": ""}, "title"),
+    ({"opens_at": "tomorrow"}, "opens_at"),
+    ({"opens_at": "2026-01-01T00:00:00"}, "opens_at"),
+    ({"closes_at": _when(-5)}, "closes_at"),
+    ({"questions": []}, "questions"),
+    ({"questions": [{"kind": "rating", "text": "?"}]}, "questions"),
+    ({"questions": [{"kind": "single", "text": "?", "options": ["only one"]}]}, "questions"),
+    ({"questions": [{"kind": "text", "text": "?", "options": ["x", "y"]}]}, "questions"),
+    ({"anonymous": "maybe"}, "anonymous"),
+    ({"colour": "red"}, "colour"),
+])
+def test_bad_survey_names_the_field(shared_world: World, over: dict, field: str) -> None:
+    r = shared_world.as_("union-a", "aeditor").post(BASE, json=survey_body(**over))
+    assert r.status_code == 422, r.get_json()
+    assert field in r.get_json()["error"]["fields"]
+
+
+def test_bad_answers_name_the_field(shared_world: World, survey_in_a: dict) -> None:
+    q = [str(x["id"]) for x in survey_in_a["questions"]]
+    path = f"{BASE}/{survey_in_a['id']}/answers"
+    member = shared_world.as_("union-a", "a3")
+    cases = [
+        ({"answers": {q[0]: 5, q[1]: [0]}}, f"answers.{q[0]}"),
+        ({"answers": {q[0]: True, q[1]: [0]}}, f"answers.{q[0]}"),
+        ({"answers": {q[0]: 0, q[1]: [0, 0]}}, f"answers.{q[1]}"),
+        ({"answers": {q[0]: 0, q[1]: "賃上げ"}}, f"answers.{q[1]}"),
+        ({"answers": {q[0]: 0}}, f"answers.{q[1]}"),
+        ({"answers": {q[0]: 0, q[1]: [0], q[2]: 12}}, f"answers.{q[2]}"),
+        ({"answers": {q[0]: 0, q[1]: [0], q[2]: "x" * 5001}}, f"answers.{q[2]}"),
+        ({"answers": {q[0]: 0, q[1]: [0], "999999": "x"}}, "answers.999999"),
+        ({"answers": {q[0]: 0, q[1]: [0]}, "name": "me"}, "name"),
+        ({}, "answers"),
+        ({"answers": [1, 2]}, "answers"),
+    ]
+    for body, field in cases:
+        r = member.post(path, json=body)
+        assert r.status_code == 422, (body, r.get_json())
+        assert field in r.get_json()["error"]["fields"], (body, r.get_json())
+    assert member.post(path, data="not json", content_type="application/json").status_code == 400
+
+
+def test_huge_or_unknown_ids_are_404_not_500(shared_world: World) -> None:
+    editor = shared_world.as_("union-a", "aeditor")
+    for path in (f"{BASE}/{2**40}", f"{BASE}/{2**40}/results", f"{BASE}/0/answers"):
+        method = "post" if path.endswith("answers") else "get"
+        r = getattr(editor, method)(path, json={"answers": {}} if method == "post" else None)
+        assert r.status_code == 404, (path, r.status_code)
+
+
+# --- reminders --------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def push_service(app):  # type: ignore[no-untyped-def]
+    from federation.push import vapid
+    from federation.push.local_service import LocalPushService
+
+    vapid.forget()  # the signing key is cached per process; this test's instance folder has its own
+    vapid.generate(app.config["MUSUBI"].vapid_file)
+    with LocalPushService() as service:
+        yield service
+    vapid.forget()
+
+
+def test_reminder_reaches_only_members_who_have_not_answered(world: World,
+                                                            push_service) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from federation import jobs
+
+    s = create(world, anonymous=True)
+    devices = {}
+    for login_id in ("a1", "a2"):
+        sub = push_service.new_subscription()
+        assert world.as_("union-a", login_id).post("/api/v1/me/push-subscriptions", json=sub).status_code == 201
+        devices[login_id] = sub["endpoint"]
+    world.as_("union-a", "a1").post(f"{BASE}/{s['id']}/answers", json=answers_for(s, 0, [0], None))
+    assert world.as_("union-a", "a1").post(f"{BASE}/{s['id']}/reminders").status_code == 403
+    r = world.as_("union-a", "aeditor").post(f"{BASE}/{s['id']}/reminders")
+    assert r.status_code == 202, r.get_json()
+    assert r.get_json()["members"] == 4  # admin, editor, a2, a3
+    jobs.drain()
+    got = [(m.endpoint, json.loads(m.payload)) for m in push_service.messages()]
+    assert [e for e, _ in got] == [devices["a2"]]
+    assert got[0][1]["kind"] == "survey_reminder" and got[0][1]["title"] == "2026年 職場環境アンケート"
+
+
+def test_reminder_for_a_closed_survey_is_refused(world: World) -> None:
+    s = create(world, opens_at=_when(-3), closes_at=_when(-1))
+    r = world.as_("union-a", "aeditor").post(f"{BASE}/{s['id']}/reminders")
+    assert r.status_code == 409 and "closes_at" in r.get_json()["error"]["fields"]
