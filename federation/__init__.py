@@ -5,9 +5,16 @@ import logging
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from federation.config import load_settings
 from federation.extensions import api, db
+
+
+class IdConverter(IntegerConverter):
+    def __init__(self, map, *args, **kwargs):  # type: ignore[no-untyped-def]  # noqa: A002 - werkzeug's name
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -30,6 +37,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.update(test_config)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     _configure_database(app)
+    # Ids are INTEGER columns (32-bit on PostgreSQL): a larger id in a path overflowed the query and answered 500,
+    # where no such object is a 404.
+    app.url_map.converters["int"] = IdConverter
 
     db.init_app(app)
     api.init_app(app, spec_kwargs={"info": {"description": "musubi: federation notices that reach union members "
@@ -46,9 +56,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from federation.auth import views as auth_views
     from federation.notices import views as notice_views
     from federation.push import views as push_views
-    from tenants import views as tenant_views
-
     from federation.space import blueprints as space_blueprints
+    from tenants import views as tenant_views
 
     for blueprint in (auth_views.blp, tenant_views.blp, notice_views.blp, push_views.blp, audit_views.blp,
                       *space_blueprints()):

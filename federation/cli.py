@@ -526,6 +526,31 @@ def bench(suite: str | None, out: str | None, scale: float) -> None:
         raise CLIError(str(exc)) from None
 
 
+@cli.command("faults")
+@click.argument("scenario", required=False)
+@click.option("--yes-restart-servers", "confirmed", is_flag=True,
+              help="confirm that the drills may restart the PostgreSQL and Redis they are pointed at")
+def faults(scenario: str | None, confirmed: bool) -> None:
+    """Run the fault drills (all, or one: worker-kill, redis-restart, pg-restart, scheduler, web-kill) against the
+    PostgreSQL and Redis named by MUSUBI_FAULT_DATABASE_URL and MUSUBI_FAULT_REDIS_URL. They restart those servers."""
+    from federation.faults import run_faults
+
+    # Restarting a database is never something a typo should do: the servers are named and the restart confirmed.
+    needed = ("MUSUBI_FAULT_DATABASE_URL", "MUSUBI_FAULT_REDIS_URL", "MUSUBI_FAULT_PG_RESTART",
+              "MUSUBI_FAULT_REDIS_RESTART")
+    missing = [name for name in needed if not os.environ.get(name)]
+    if missing:
+        raise CLIError(f"name the servers to break and how to restart them: set {', '.join(missing)}")
+    if not confirmed:
+        raise CLIError("the drills restart those servers: add --yes-restart-servers")
+    try:
+        code = run_faults(scenario)
+    except (ValueError, ConfigError) as exc:
+        raise CLIError(str(exc)) from None
+    if code:
+        sys.exit(code)
+
+
 def main() -> None:
     try:
         cli.main(prog_name="musubi", standalone_mode=False)

@@ -86,6 +86,8 @@ class Settings:
     push_concurrency: int
     push_timeout_seconds: int
     cascade_chunk: int
+    stuck_cascade_seconds: int = 120
+    resume_cascade_seconds: int = 600
 
     def flask_mapping(self) -> dict[str, object]:
         return {
@@ -115,6 +117,10 @@ def load_settings() -> Settings:
         push_concurrency=_int("MUSUBI_PUSH_CONCURRENCY", 32),
         push_timeout_seconds=_int("MUSUBI_PUSH_TIMEOUT_SECONDS", 10),
         cascade_chunk=_cascade_chunk(),
+        # How long a published notice may wait for its cascade to start, or to finish, before the scheduler queues
+        # it again; fault drills shorten them so a lost Redis is recovered from within seconds.
+        stuck_cascade_seconds=_int("MUSUBI_STUCK_CASCADE_SECONDS", 120),
+        resume_cascade_seconds=_int("MUSUBI_RESUME_CASCADE_SECONDS", 600),
     )
 
 

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
+from marshmallow import Schema, fields
 from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase
 
@@ -22,8 +23,24 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+class ErrorDetail(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    fields_ = fields.Dict(data_key="fields")
+
+
+class ErrorBody(Schema):
+    """What every error answer really carries (federation.errors); the document must say the same."""
+
+    error = fields.Nested(ErrorDetail, required=True)
+
+
+class MusubiApi(Api):
+    ERROR_SCHEMA = ErrorBody
+
+
 db = SQLAlchemy(model_class=Base)
-api = Api()
+api = MusubiApi()
 
 
 def utcnow() -> datetime:

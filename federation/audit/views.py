@@ -50,6 +50,7 @@ class LogQuery(StrictSchema):
 
 @blp.route("/check")
 class Check(MethodView):
+    @blp.response(200, description="OK")
     @blp.arguments(CheckQuery, location="query")
     def get(self, q):
         """May a subject do an action on an object in a tenant, and why"""
@@ -59,6 +60,7 @@ class Check(MethodView):
 
 @blp.route("/who-can")
 class WhoCan(MethodView):
+    @blp.response(200, description="OK")
     @blp.arguments(WhoCanQuery, location="query")
     def get(self, q):
         """Every role and user that may do an action on an object in a tenant"""
@@ -81,6 +83,7 @@ class WhatCanQuery(StrictSchema):
 
 @blp.route("/exposure")
 class Exposure(MethodView):
+    @blp.response(200, description="OK")
     @blp.arguments(ExposureQuery, location="query")
     def get(self, q):
         """Every permission that crosses a tenant boundary, and every union's cascade state (now, or at a time)"""
@@ -90,6 +93,7 @@ class Exposure(MethodView):
 
 @blp.route("/exposure/diff")
 class ExposureDiff(MethodView):
+    @blp.response(200, description="OK")
     @blp.arguments(DiffQuery, location="query")
     def get(self, q):
         """What crossed a tenant boundary at one time and not at the other"""
@@ -101,6 +105,7 @@ class ExposureDiff(MethodView):
 
 @blp.route("/what-can")
 class WhatCan(MethodView):
+    @blp.response(200, description="OK")
     @blp.arguments(WhatCanQuery, location="query")
     def get(self, q):
         """Every tenant, object and action a subject may use"""
@@ -112,6 +117,7 @@ class WhatCan(MethodView):
 
 @blp.route("/log")
 class Log(MethodView):
+    @blp.response(200, description="OK")
     @blp.arguments(LogQuery, location="query")
     def get(self, q):
         """Audit entries, oldest first, with cursor pagination"""
@@ -155,6 +161,7 @@ class Export(MethodView):
 
 @blp.route("/log/verify")
 class Verify(MethodView):
+    @blp.response(200, description="OK")
     def get(self):
         """Check the hash chain end to end"""
         _auditor()

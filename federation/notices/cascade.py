@@ -115,6 +115,13 @@ def resume_cascade(notice_id: int) -> None:
     missing = [t.union_id for t in audience.resolve(notice.audience, notice.tenant) if t.union_id not in reached]
     record("notice.resume", actor="system:scheduler", tenant=notice.tenant.slug,
            data={"notice_id": notice_id, "unions": len(missing)})
+    if reached:
+        # Whatever emptied the queue of delivery jobs took the push jobs of the deliveries already written with it.
+        # push_deliveries skips every device already pushed, so this sends only what never went out.
+        from federation.push import sender
+
+        earlier = list(db.session.execute(select(Delivery.id).where(Delivery.notice_id == notice_id)).scalars())
+        enqueue_after_commit(sender.push_deliveries, notice_id, earlier, job_id=f"push-{notice_id}-resumed")
     db.session.commit()
     size = current_app.config["MUSUBI"].cascade_chunk or CHUNK_UNIONS
     for n, start in enumerate(range(0, len(missing), size)):

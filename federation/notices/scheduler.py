@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from flask import current_app
 from sqlalchemy import select, update
 
 from federation.audit.chain import record
@@ -21,7 +22,7 @@ from federation.notices.models import Notice
 
 log = logging.getLogger("musubi.scheduler")
 
-STUCK_AFTER = timedelta(minutes=2)
+STUCK_AFTER = timedelta(minutes=2)  # the default of MUSUBI_STUCK_CASCADE_SECONDS
 
 
 def publish_due() -> list[int]:
@@ -45,7 +46,7 @@ def _slug(notice_id: int) -> str:
 
 
 def requeue_stuck() -> list[int]:
-    cutoff = utcnow() - STUCK_AFTER
+    cutoff = utcnow() - timedelta(seconds=current_app.config["MUSUBI"].stuck_cascade_seconds)
     ids = list(db.session.execute(select(Notice.id).where(
         Notice.status == "published", Notice.cascade_targets.is_(None), Notice.published_at < cutoff)).scalars())
     for notice_id in ids:
@@ -54,18 +55,20 @@ def requeue_stuck() -> list[int]:
     return ids
 
 
-RESUME_AFTER = timedelta(minutes=10)
+RESUME_AFTER = timedelta(minutes=10)  # the default of MUSUBI_RESUME_CASCADE_SECONDS
 
 
 def resume_unfinished() -> list[int]:
     """Cascades that started but never finished (a delivery job lost for good) are finished from what is missing."""
     from federation.notices.cascade import resume_cascade
 
-    cutoff = utcnow() - RESUME_AFTER
+    wait = current_app.config["MUSUBI"].resume_cascade_seconds
+    cutoff = utcnow() - timedelta(seconds=wait)
     ids = list(db.session.execute(select(Notice.id).where(
         Notice.status == "published", Notice.cascade_chunks.is_not(None), Notice.cascade_done_at.is_(None),
         Notice.published_at < cutoff)).scalars())
-    bucket = int(cutoff.timestamp()) // 600
+    # One job id per waiting period: a resume job lost with Redis gets a fresh id, not a refused duplicate.
+    bucket = int(cutoff.timestamp()) // max(1, wait)
     for notice_id in ids:
         enqueue_after_commit(resume_cascade, notice_id, job_id=f"resume-{notice_id}-{bucket}")
     db.session.commit()

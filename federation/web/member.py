@@ -40,6 +40,10 @@ def _local_path(target: str | None) -> str | None:
     """Only a path on this site may be a redirect target: never another host (open redirect)."""
     if not target:
         return None
+    # Browsers read a backslash as a slash and drop tabs and newlines, so "/\\evil.example" and "/\t/evil.example"
+    # are both "//evil.example" to them: refuse anything a browser could read as another host.
+    if "\\" in target or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+        return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None
