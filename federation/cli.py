@@ -292,11 +292,11 @@ def members_group() -> None:
 @with_app
 def members_import(tenant: str, path: str, dry_run: bool) -> None:
     """Import members from CSV (社員番号, 氏名, よみ, 所属, 役割; UTF-8 or Shift_JIS): all rows or none."""
-    from tenants import imports
+    from tenants import members_csv
 
     t = _tenant(tenant)
     with open(path, "rb") as fh:
-        report = imports.check(t, fh.read())
+        report = members_csv.check(t, fh.read())
     for problem in report.problems:
         click.echo(problem)
     if not report.ok:
@@ -304,8 +304,29 @@ def members_import(tenant: str, path: str, dry_run: bool) -> None:
     if dry_run:
         click.echo(f"{len(report.rows)} rows ({report.encoding}) would be imported; nothing changed (dry run)")
         return
-    count = imports.commit(t, report, actor=CLI_ACTOR)
+    count = members_csv.commit(t, report, actor=CLI_ACTOR)
     click.echo(f"imported {count} members into {tenant} as invited")
+
+
+@members_group.command("export")
+@click.argument("tenant")
+@click.argument("path", metavar="FILE.csv", type=click.Path(dir_okay=False, writable=True))
+@click.option("--encoding", type=click.Choice(["utf-8", "shift_jis"]), default="utf-8", show_default=True,
+              help="utf-8 is written with a BOM so Excel opens it; shift_jis for older spreadsheets")
+@with_app
+def members_export(tenant: str, path: str, encoding: str) -> None:
+    """Write every member (社員番号, 氏名, よみ, 所属, 役割, 状態) in 50-on order."""
+    from tenants import members_csv
+
+    text = members_csv.export_csv(_tenant(tenant))
+    try:
+        data = text.encode("utf-8-sig" if encoding == "utf-8" else "cp932")
+    except UnicodeEncodeError as exc:
+        raise CLIError(f"a name cannot be written in Shift_JIS ({exc.object[exc.start:exc.end]!r}); use utf-8") \
+            from None
+    with open(path, "wb") as fh:
+        fh.write(data)
+    click.echo(f"{text.count(chr(10)) - 1} members written to {path} ({encoding})")
 
 
 # --- policy and audit ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 through federation.access, call one service function, return a schema."""
 from __future__ import annotations
 
-from flask import g
+from flask import Response, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -91,6 +91,19 @@ class Members(MethodView):
         """Add a member who can sign in at once"""
         tenant, subject = access_tenant(slug, "members", "write")
         return service.create_user(tenant, actor=subject.key, **body)
+
+
+@blp.route("/tenants/<slug>/members/export")
+class MembersExport(MethodView):
+    @blp.response(200, description="text/csv: 社員番号, 氏名, よみ, 所属, 役割, 状態 (UTF-8 with BOM)")
+    def get(self, slug):
+        """Every member as CSV, in 50-on order, with the columns the import reads"""
+        from tenants import members_csv
+
+        tenant, _ = access_tenant(slug, "members", "write")
+        body = members_csv.export_csv(tenant).encode("utf-8-sig")
+        return Response(body, mimetype="text/csv", headers={
+            "Content-Disposition": f"attachment; filename={tenant.slug}-members.csv"})
 
 
 @blp.route("/tenants/<slug>/members/<login_id>")

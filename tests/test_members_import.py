@@ -96,3 +96,31 @@ def test_unusable_files_are_one_clear_line(world, app, tmp_path, content, needle
     assert r.returncode != 0
     assert r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_export_lists_every_member_in_kana_order_with_the_columns_the_import_reads(world, app, tmp_path):
+    admin = world.as_("union-a", "aadmin")
+    assert admin.patch("/api/v1/tenants/union-a/members/a2", json={"display_name": "=HYPERLINK(1)"}).status_code == 200
+    r = admin.get("/api/v1/tenants/union-a/members/export")
+    assert r.status_code == 200 and r.mimetype == "text/csv"
+    raw = r.get_data()
+    assert raw.startswith("\ufeff".encode())  # Excel on Japanese Windows needs the BOM to read UTF-8
+    rows = [line.split(",") for line in raw.decode("utf-8-sig").splitlines()]
+    assert rows[0] == ["社員番号", "氏名", "よみ", "所属", "役割", "状態"]
+    kana = [row[2] for row in rows[1:]]
+    assert kana == ["あおき けん", "カトウ ショウ", "きょうせん ぶちょう", "しっこう いいんちょう", "わたなべ めぐみ"]
+    by_login = {row[0]: row for row in rows[1:]}
+    assert by_login["a2"][1] == "'=HYPERLINK(1)"  # kept as text, never evaluated
+    assert by_login["aadmin"][4] == "union_admin" and by_login["a1"][3] == "a本社支部"
+    assert "b1" not in by_login  # the neighbour's members are not in it
+    out = tmp_path / "out.csv"
+    r = cli(app, tmp_path, "members", "export", "union-a", str(out), "--encoding", "shift_jis")
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes().decode("cp932").splitlines()[0] == "社員番号,氏名,よみ,所属,役割,状態"
+
+
+def test_only_the_unions_member_managers_may_export(world):
+    assert world.as_("union-a", "a1").get("/api/v1/tenants/union-a/members/export").status_code == 403
+    assert world.as_("union-a", "aeditor").get("/api/v1/tenants/union-a/members/export").status_code == 403
+    for outsider in (("fed", "fadmin"), ("union-b", "badmin"), ("platform", "aud")):
+        assert world.as_(*outsider).get("/api/v1/tenants/union-a/members/export").status_code == 404, outsider

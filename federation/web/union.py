@@ -161,7 +161,7 @@ def relay_inbox(slug: str):  # type: ignore[no-untyped-def]
 @bp.route("/t/<slug>/members/import", methods=["GET", "POST"])
 def members_import(slug: str):  # type: ignore[no-untyped-def]
     """CSV import for union officers: check first (every row's problem shown), then import all rows or none."""
-    from tenants import imports
+    from tenants import members_csv
 
     tenant, subject = access_tenant(slug, "members", "write")
     report = error = None
@@ -171,9 +171,9 @@ def members_import(slug: str):  # type: ignore[no-untyped-def]
         try:
             if upload is None or not upload.filename:
                 raise APIError(422, "file: choose a CSV file", fields={"file": ["missing"]})
-            report = imports.check(tenant, upload.read(imports.MAX_BYTES + 1)[: imports.MAX_BYTES + 1])
+            report = members_csv.check(tenant, upload.read(members_csv.MAX_BYTES + 1))
             if request.form.get("op") == "import" and report.ok:
-                imported = imports.commit(tenant, report, actor=subject.key)
+                imported = members_csv.commit(tenant, report, actor=subject.key)
         except APIError as exc:
             db.session.rollback()
             error = exc

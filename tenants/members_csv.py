@@ -1,5 +1,6 @@
-"""Member CSV import: employee number, name, reading, unit, role. A dry run lists every row's problem; a real run
-is all-or-nothing. UTF-8 (with or without BOM) and Shift_JIS (as Excel on Japanese Windows saves it) are accepted.
+"""Member CSV import and export: employee number, name, reading, unit, role. A dry run lists every row's problem; a
+real import is all-or-nothing. UTF-8 (with or without BOM) and Shift_JIS (as Excel on Japanese Windows saves it)
+are accepted; an export uses the same columns, so it can be edited and imported into another union.
 
 Imported members start as `invited` (no password): they become active when they set one through an invitation."""
 from __future__ import annotations
@@ -171,3 +172,29 @@ def commit(tenant: Tenant, report: ImportReport, *, actor: str) -> int:
            data={"created": len(report.rows), "roles": len(with_roles), "encoding": report.encoding})
     db.session.commit()
     return len(report.rows)
+
+
+EXPORT_HEADER = ("社員番号", "氏名", "よみ", "所属", "役割", "状態")
+
+
+def _cell(value: str) -> str:
+    # A cell a spreadsheet would evaluate (=, +, -, @) is kept as text: an export must never run as a formula.
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
+def export_csv(tenant: Tenant) -> str:
+    """Every member in 50-on order, with the columns the import reads (and their status)."""
+    units = dict(db.session.execute(select(OrgUnit.id, OrgUnit.name).where(OrgUnit.tenant_id == tenant.id)).all())
+    roles: dict[int, list[str]] = {}
+    for user_id, role in db.session.execute(select(RoleGrant.user_id, RoleGrant.role).where(
+            RoleGrant.tenant_id == tenant.id).order_by(RoleGrant.role)):
+        roles.setdefault(user_id, []).append(role)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(EXPORT_HEADER)
+    for user in db.session.execute(select(User).where(User.tenant_id == tenant.id)
+                                   .order_by(User.kana_key, User.id)).scalars():
+        writer.writerow([_cell(user.login_id), _cell(user.display_name), _cell(user.name_kana),
+                         _cell(units.get(user.unit_id, "") if user.unit_id else ""),
+                         " ".join(roles.get(user.id, [])), user.status])
+    return out.getvalue()
