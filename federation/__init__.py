@@ -1,7 +1,6 @@
 """musubi: the Flask service. `create_app` wires the parts; it never migrates a database or starts a scheduler."""
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Flask
@@ -66,11 +65,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(web_pages)
 
-    from federation import health, http
+    from federation import health, http, logs
 
+    logs.init_app(app, app.config["MUSUBI"].log_format)
     http.init_app(app)
     health.init_app(app)
-    logging.getLogger("musubi").setLevel(logging.INFO)
     return app
 
 

@@ -37,6 +37,13 @@ def _bool(name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = os.environ.get(name) or default
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def instance_dir() -> Path:
     path = Path(os.environ.get("MUSUBI_INSTANCE") or PROJECT_ROOT / "instance")
     path.mkdir(parents=True, exist_ok=True)
@@ -84,6 +91,7 @@ class Settings:
     reminder_lead_hours: int
     scheduler_tick_seconds: int
     push_concurrency: int
+    log_format: str
     push_timeout_seconds: int
     cascade_chunk: int
     stuck_cascade_seconds: int = 120
@@ -115,6 +123,7 @@ def load_settings() -> Settings:
         reminder_lead_hours=_int("MUSUBI_REMINDER_LEAD_HOURS", 24),
         scheduler_tick_seconds=_int("MUSUBI_SCHEDULER_TICK_SECONDS", 5),
         push_concurrency=_int("MUSUBI_PUSH_CONCURRENCY", 32),
+        log_format=_choice("MUSUBI_LOG_FORMAT", ("text", "json"), "text"),
         push_timeout_seconds=_int("MUSUBI_PUSH_TIMEOUT_SECONDS", 10),
         cascade_chunk=_cascade_chunk(),
         # How long a published notice may wait for its cascade to start, or to finish, before the scheduler queues

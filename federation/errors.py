@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from federation.firewall import Denied
@@ -94,7 +94,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500)
+        # The request id lets the operator find the traceback in the logs; the client gets nothing else.
+        return error_response(500, fields={"request_id": [g.get("request_id", "")]})
 
 
 def _first(value: Any) -> str:

@@ -74,3 +74,22 @@ class ApplicationStep(db.Model):
     actor: Mapped[User] = relationship(lazy="joined")
 
     __table_args__ = (Index("ix_application_steps_application", "application_id", "id"),)
+
+
+class ApplicationAttachment(db.Model):
+    """A file sent with an application (会葬礼状, 診断書). The bytes live in the document storage under a random key;
+    tenant_id is kept on the row so a lookup can never cross unions even if an id is guessed."""
+
+    __tablename__ = "application_attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
+    storage_key: Mapped[str] = mapped_column(String(100))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(50))
+    size: Mapped[int] = mapped_column(Integer)
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_application_attachments_application", "application_id", "id"),)

@@ -72,6 +72,13 @@ class StepOut(StrictSchema):
     comment = fields.String()
 
 
+class AttachmentOut(StrictSchema):
+    id = fields.Integer()
+    filename = fields.String()
+    content_type = fields.String()
+    size = fields.Integer()
+
+
 class ApplicationOut(StrictSchema):
     id = fields.Integer()
     type_id = fields.Integer()
@@ -83,6 +90,7 @@ class ApplicationOut(StrictSchema):
     updated_at = fields.DateTime()
     next_approver_role = fields.String(allow_none=True)
     history = fields.List(fields.Nested(StepOut))
+    attachments = fields.List(fields.Nested(AttachmentOut))
 
 
 class ApplicationList(StrictSchema):

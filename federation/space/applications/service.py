@@ -12,15 +12,25 @@ import re
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage
 
 from federation.errors import conflict, invalid
 from federation.extensions import db, utcnow
 from federation.firewall import Denied, Subject, firewall
-from federation.space.applications.models import OPEN, Application, ApplicationStep, ApplicationType
+from federation.space.applications.models import (
+    OPEN,
+    Application,
+    ApplicationAttachment,
+    ApplicationStep,
+    ApplicationType,
+)
+from federation.space.documents import service as documents
+from federation.space.documents import storage as st
 from tenants.models import Tenant, User
 
 TEXT_MAX = 2000
+MAX_ATTACHMENTS = 5
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
 
 
@@ -210,6 +220,44 @@ def withdraw(app: Application, actor: User, comment: str) -> Application:
     return app
 
 
+# --- attachments --------------------------------------------------------------------------------------------------
+
+def add_attachment(app: Application, actor: User, upload: FileStorage | None) -> ApplicationAttachment:
+    if app.applicant_id != actor.id:
+        raise Denied(403)
+    # Only before anyone has decided: an approver must not find the evidence changed under a decision already made.
+    if app.status != "pending":
+        raise conflict("status", f"this application is already {app.status}")
+    data, kind, filename = documents.read_upload(upload)
+    # Locks the application row (PostgreSQL) so two uploads at once cannot both see room for a fifth file.
+    db.session.refresh(app, with_for_update=True)
+    if app.status != "pending":
+        raise conflict("status", f"this application is already {app.status}")
+    count = db.session.execute(select(func.count()).select_from(ApplicationAttachment).where(
+        ApplicationAttachment.application_id == app.id)).scalar_one()
+    if count >= MAX_ATTACHMENTS:
+        raise conflict("file", f"an application holds at most {MAX_ATTACHMENTS} files")
+    key = st.new_key()
+    st.storage().put(key, data)
+    row = ApplicationAttachment(tenant_id=app.tenant_id, application_id=app.id, storage_key=key, filename=filename,
+                                content_type=kind, size=len(data), uploaded_by=actor.id)
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def attachments(app: Application) -> list[ApplicationAttachment]:
+    return list(db.session.execute(select(ApplicationAttachment).where(
+        ApplicationAttachment.application_id == app.id).order_by(ApplicationAttachment.id)).scalars())
+
+
+def attachment_of(app: Application, attachment_id: int) -> ApplicationAttachment:
+    row = db.session.get(ApplicationAttachment, attachment_id)
+    if row is None or row.application_id != app.id or row.tenant_id != app.tenant_id:
+        raise Denied(404)
+    return row
+
+
 # --- reading ------------------------------------------------------------------------------------------------------
 
 def listing(tenant: Tenant, subject: Subject, *, view: str, status: str | None,
@@ -242,7 +290,8 @@ def history(app: Application) -> list[ApplicationStep]:
 def app_dict(app: Application) -> dict[str, Any]:
     return {"id": app.id, "type_id": app.type_id, "type_name": app.type.name, "applicant": app.applicant,
             "values": json.loads(app.values), "status": app.status, "submitted_at": app.submitted_at,
-            "updated_at": app.updated_at, "next_approver_role": step_role(app), "history": history(app)}
+            "updated_at": app.updated_at, "next_approver_role": step_role(app), "history": history(app),
+            "attachments": attachments(app)}
 
 
 def _cell(value: Any) -> str:

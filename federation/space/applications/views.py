@@ -1,7 +1,7 @@
-"""Application forms, filing, approval and the officers' CSV export."""
+"""Application forms, filing, attachments, approval and the officers' CSV export."""
 from __future__ import annotations
 
-from flask import Response, g
+from flask import Response, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -15,10 +15,13 @@ from federation.space.applications.schemas import (
     ApplicationTypeIn,
     ApplicationTypeList,
     ApplicationTypeOut,
+    AttachmentOut,
     DecisionIn,
     ExportQuery,
     RejectIn,
 )
+from federation.space.documents import service as documents
+from federation.space.documents import storage as st
 
 blp = Blueprint("applications", __name__, url_prefix="/api/v1", description="Applications (申請) and their approval")
 
@@ -111,3 +114,26 @@ class Withdraw(MethodView):
         tenant, subject = access_tenant(slug, "applications", "write", kind="union")
         app = service.access_application(tenant, subject, app_id)
         return service.app_dict(service.withdraw(app, g.user, body["comment"]))
+
+
+@blp.route("/tenants/<slug>/applications/<int(max=2147483647):app_id>/attachments")
+class Attachments(MethodView):
+    @blp.response(201, AttachmentOut)
+    def post(self, slug, app_id):
+        """Attach a file to your own pending application (multipart: file): PDF, PNG, JPEG or WebP, at most 5"""
+        tenant, subject = access_tenant(slug, "applications", "write", kind="union")
+        app = service.access_application(tenant, subject, app_id)
+        return service.add_attachment(app, g.user, request.files.get("file"))
+
+
+@blp.route("/tenants/<slug>/applications/<int(max=2147483647):app_id>/attachments/"
+           "<int(max=2147483647):attachment_id>")
+class OneAttachment(MethodView):
+    def get(self, slug, app_id, attachment_id):
+        """Download an attached file (the applicant and those who may decide the application)"""
+        # The same rule as reading the application, checked on every download: a 診断書 is for those eyes only.
+        tenant, subject = access_tenant(slug, "applications", "write", kind="union")
+        app = service.access_application(tenant, subject, app_id)
+        row = service.attachment_of(app, attachment_id)
+        return documents.download_response(st.storage().get(row.storage_key), row.filename, row.content_type,
+                                           fallback="attachment")

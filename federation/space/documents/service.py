@@ -5,7 +5,9 @@ import hashlib
 import json
 import unicodedata
 from typing import Any
+from urllib.parse import quote
 
+from flask import Response
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 
@@ -56,6 +58,18 @@ def read_upload(upload: FileStorage | None) -> tuple[bytes, str, str]:
     if kind is None:
         raise invalid("file", "not a PDF, PNG, JPEG or WebP file (checked by its content)")
     return data, kind, clean_filename(upload.filename)
+
+
+def download_response(data: bytes, filename: str, content_type: str, fallback: str = "document") -> Response:
+    """The stored bytes as a download, never shown inline: the ASCII name is for old clients, the RFC 5987 one keeps
+    Japanese names intact."""
+    ascii_name = filename.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "") or fallback
+    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+    return Response(data, mimetype=content_type, headers={
+        "Content-Disposition": disposition,
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-store",
+    })
 
 
 def parse_tags(raw: str | None) -> list[str]:

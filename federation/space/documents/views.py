@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import quote
 
-from flask import Response, g, request
+from flask import g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -111,11 +110,4 @@ class Download(MethodView):
         _, doc = _visible(slug, document_id)
         version = service.version_of(doc, q["version"])
         data = st.storage().get(version.storage_key)
-        ascii_name = version.filename.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "") \
-            or "document"
-        disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(version.filename, safe='')}"
-        return Response(data, mimetype=version.content_type, headers={
-            "Content-Disposition": disposition,
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, no-store",
-        })
+        return service.download_response(data, version.filename, version.content_type)
