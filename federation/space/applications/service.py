@@ -229,7 +229,8 @@ def add_attachment(app: Application, actor: User, upload: FileStorage | None) ->
     if app.status != "pending":
         raise conflict("status", f"this application is already {app.status}")
     data, kind, filename = documents.read_upload(upload)
-    # Locks the application row (PostgreSQL) so two uploads at once cannot both see room for a fifth file.
+    # Locks the application row (PostgreSQL) so two uploads at once cannot both see room for a fifth file, and
+    # re-reads the status in case it was decided while the upload was being read.
     db.session.refresh(app, with_for_update=True)
     if app.status != "pending":
         raise conflict("status", f"this application is already {app.status}")
