@@ -141,6 +141,15 @@ class InlineRunner:
         spec.delay = 0
         self.q.put(spec)
 
+    def stop(self, timeout: float = 30.0) -> None:
+        """Cancel retries still waiting for their time, let the jobs already queued finish, then end the thread:
+        nothing is left holding a database connection (tests, and a clean shutdown of `serve`)."""
+        for timer in list(self._timers):
+            timer.cancel()
+        self._timers.clear()
+        self.q.put(None)
+        self.thread.join(timeout)
+
     def _loop(self) -> None:
         while True:
             spec = self.q.get()
@@ -230,5 +239,5 @@ def reset() -> None:
     global _backend
     with _backend_lock:
         if isinstance(_backend, InlineRunner):
-            _backend.q.put(None)
+            _backend.stop()
         _backend = None

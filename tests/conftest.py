@@ -85,6 +85,8 @@ def app(template_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
 
         firewall.configure(application.config["MUSUBI"].policy_dir)
     yield application
+    # reset() lets queued jobs finish before the engine goes: a job still holding a connection when the pool is
+    # disposed would leave that connection to the garbage collector, and its ResourceWarning would fail a later test.
     jobs.reset()
     from federation.extensions import db
 
