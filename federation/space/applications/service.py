@@ -231,9 +231,12 @@ def add_attachment(app: Application, actor: User, upload: FileStorage | None) ->
     data, kind, filename = documents.read_upload(upload)
     # Locks the application row (PostgreSQL) so two uploads at once cannot both see room for a fifth file, and
     # re-reads the status in case it was decided while the upload was being read.
-    db.session.refresh(app, with_for_update=True)
-    if app.status != "pending":
-        raise conflict("status", f"this application is already {app.status}")
+    # (A plain row lock: the model's joined eager loads would put FOR UPDATE on an outer join, which PostgreSQL
+    # refuses.)
+    status = db.session.execute(select(Application.status).where(Application.id == app.id)
+                                .with_for_update()).scalar_one()
+    if status != "pending":
+        raise conflict("status", f"this application is already {status}")
     count = db.session.execute(select(func.count()).select_from(ApplicationAttachment).where(
         ApplicationAttachment.application_id == app.id)).scalar_one()
     if count >= MAX_ATTACHMENTS:
