@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-SUITES = ("authz", "cascade", "inbox", "push", "revoke")
+SUITES = ("authz", "cascade", "inbox", "push", "revoke", "load")
 
 
 @dataclass
