@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from federation.errors import APIError
 from federation.extensions import db
 from federation.firewall import Subject, firewall
+from federation.firewall.templates import UNIT_SCOPED
 from tenants.models import Affiliation, OrgUnit, RoleGrant, Tenant, User
 
 
@@ -22,13 +23,19 @@ def _bad(field: str, message: str) -> APIError:
     return APIError(422, f"{field}: {message}", fields={field: [message]})
 
 
-def _unit_scope(subject: Subject) -> list[OrgUnit] | None:
+def writes_for_whole_tenant(subject: Subject) -> bool:
+    """Whether a role of the subject that is not scoped to a unit may write notices in its tenant: derived from
+    the policy's templates, so a new tenant-wide editor role needs no change here."""
+    snap = firewall.snapshot()
+    return any(role not in UNIT_SCOPED and snap.role_allows(role, subject.tenant, subject.tenant, "notices", "write")
+               for role in snap.roles_of(subject))
+
+
+def unit_scope(subject: Subject) -> list[OrgUnit] | None:
     """The units a unit-scoped officer is confined to; None when the author's role covers the whole tenant."""
-    roles = firewall.roles_of(subject)
-    if any(r in ("fed_admin", "fed_editor", "union_admin", "union_editor") for r in roles):
+    if writes_for_whole_tenant(subject):
         return None
-    grants = firewall.grants_of(subject, "unit_editor")
-    ids = [g.unit_id for g in grants if g.unit_id]
+    ids = [g.unit_id for g in firewall.grants_of(subject) if g.role in UNIT_SCOPED and g.unit_id]
     return list(db.session.execute(select(OrgUnit).where(OrgUnit.id.in_(ids))).scalars()) if ids else []
 
 
@@ -41,7 +48,7 @@ def validate(raw: Any, tenant: Tenant, subject: Subject) -> dict[str, Any]:
     for key in raw:
         if key not in allowed_keys:
             raise _bad(f"audience.{key}", f"unknown; use {', '.join(sorted(allowed_keys))}")
-    scope = _unit_scope(subject)
+    scope = unit_scope(subject)
     if "all" in raw:
         if raw["all"] is not True or len(raw) > 1:
             raise _bad("audience.all", "must be true and stand alone")

@@ -40,7 +40,7 @@ def audience_tree(tenant: Tenant, subject: Subject) -> tuple[list[TreeNode], boo
     to them. A block or council officer sees only their own subtree: the audience check would refuse the rest."""
     units = list(db.session.execute(select(OrgUnit).where(OrgUnit.tenant_id == tenant.id)
                                     .order_by(OrgUnit.path)).scalars())
-    scope = aud._unit_scope(subject)
+    scope = aud.unit_scope(subject)
     scope_paths = [u.path for u in scope] if scope is not None else None
     nodes = {u.id: TreeNode(u.id, u.name, u.kind, u.prefecture) for u in units}
     paths = {u.id: u.path for u in units}
