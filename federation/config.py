@@ -96,10 +96,14 @@ class Settings:
     cascade_chunk: int
     stuck_cascade_seconds: int = 120
     resume_cascade_seconds: int = 600
+    proxy_hops: int = 0
+    public_url: str | None = None
+    secret_key_fallbacks: tuple[str, ...] = ()
 
     def flask_mapping(self) -> dict[str, object]:
         return {
             "SECRET_KEY": self.secret_key,
+            "SECRET_KEY_FALLBACKS": list(self.secret_key_fallbacks),
             "SQLALCHEMY_DATABASE_URI": self.database_url,
             "REDIS_URL": self.redis_url,
             "MUSUBI": self,
@@ -130,7 +134,43 @@ def load_settings() -> Settings:
         # it again; fault drills shorten them so a lost Redis is recovered from within seconds.
         stuck_cascade_seconds=_int("MUSUBI_STUCK_CASCADE_SECONDS", 120),
         resume_cascade_seconds=_int("MUSUBI_RESUME_CASCADE_SECONDS", 600),
+        proxy_hops=_proxy_hops(),
+        public_url=_public_url(),
+        secret_key_fallbacks=_secret_key_fallbacks(),
     )
+
+
+def _proxy_hops() -> int:
+    """How many proxies in front of the web processes set X-Forwarded-For/-Proto/-Host (0: none is trusted).
+
+    Trusting a header no proxy of ours sets would let any client choose the address its sign-in failures are
+    counted under, so the default trusts none."""
+    value = _int("MUSUBI_PROXY_HOPS", 0)
+    if not 0 <= value <= 5:
+        raise ConfigError(f"MUSUBI_PROXY_HOPS must be between 0 and 5, got {value}")
+    return value
+
+
+def _public_url() -> str | None:
+    """The address members reach the service at (https://musubi.example.org), used in links that leave the
+    service: the registration URL in a printed QR code must not depend on the Host header of the officer's request."""
+    raw = (os.environ.get("MUSUBI_PUBLIC_URL") or "").strip().rstrip("/")
+    if not raw:
+        return None
+    if not (raw.startswith("https://") or raw.startswith("http://")) or "?" in raw or "#" in raw:
+        raise ConfigError(f"MUSUBI_PUBLIC_URL must be an http(s) address without query or fragment, got {raw!r}")
+    return raw
+
+
+def _secret_key_fallbacks() -> tuple[str, ...]:
+    """Former SECRET_KEYs, comma-separated, still accepted when checking a signature (invitation links printed on
+    flyers) while new ones are signed with SECRET_KEY: rotation without invalidating what is already printed."""
+    raw = os.environ.get("MUSUBI_SECRET_KEY_FALLBACKS") or ""
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    for key in keys:
+        if len(key) < 16:
+            raise ConfigError("MUSUBI_SECRET_KEY_FALLBACKS: every key must be at least 16 characters")
+    return keys
 
 
 def _cascade_chunk() -> int:

@@ -7,9 +7,16 @@ from flask import Flask, current_app, jsonify
 from sqlalchemy import text
 
 from federation.extensions import db
+from federation.space.documents.storage import storage
 
 
 def init_app(app: Flask) -> None:
+    with app.app_context():
+        # Built once at startup so a store that cannot be configured (MUSUBI_STORAGE=s3 without a bucket, an unknown
+        # MUSUBI_STORAGE) stops the process with the setting named, like the settings in config.py, not at the
+        # first upload. Nothing is contacted here: /readyz does that.
+        storage()
+
     @app.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]
         """The process answers: nothing else is checked (the trivial endpoint the inbox benchmark compares to)."""
@@ -48,6 +55,13 @@ def init_app(app: Flask) -> None:
                 ok = False
         else:
             checks["jobs"] = "in-process"
+        try:
+            # The local folder is writable, or the bucket answers a HEAD with these credentials (one quick try).
+            storage().check()
+            checks["storage"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["storage"] = f"error: {type(exc).__name__}"
+            ok = False
         resp = jsonify(ok=ok, checks=checks)
         resp.status_code = 200 if ok else 503
         return resp
