@@ -151,6 +151,8 @@ def set_user_status(tenant: Tenant, user: User, status: str, *, actor: str) -> U
     if status not in ("active", "suspended"):
         raise invalid("status", "must be active or suspended")
     if user.status == status:
+        # Nothing to change here, but what the caller changed before (a new unit, a corrected name) still counts.
+        db.session.commit()
         return user
     if status == "active" and user.password_hash is None:
         raise invalid("status", "the user has not set a password yet")
@@ -160,6 +162,38 @@ def set_user_status(tenant: Tenant, user: User, status: str, *, actor: str) -> U
         end_all_sessions(user.id)
     record("user.status", actor=actor, tenant=tenant.slug, data={"user_id": user.id, "login_id": user.login_id,
                                                                  "from": before, "to": status})
+    db.session.commit()
+    return user
+
+
+def update_member(tenant: Tenant, user: User, changes: dict[str, object], *, actor_user_id: int | None,
+                  actor: str) -> User:
+    """Move a member to a unit, correct their name or reading, suspend or reactivate them: the rules of a new
+    member for each field, every change committed together (or none, when one is refused)."""
+    if "unit_id" in changes:
+        unit_id = changes["unit_id"]
+        unit_in(tenant, unit_id)  # type: ignore[arg-type]
+        if user.unit_id != unit_id:
+            from federation.notices.inbox_cache import touch_user
+
+            touch_user(user.id)  # their inbox covers other units now
+        user.unit_id = unit_id  # type: ignore[assignment]
+    if "display_name" in changes:
+        name = str(changes["display_name"])
+        # The same rule as for a new member: a name of spaces only would be saved as an empty one.
+        if not name.strip():
+            raise invalid("display_name", "must not be empty")
+        user.display_name = name.strip()
+    if "name_kana" in changes:
+        kana = str(changes["name_kana"])
+        if not is_kana(kana):
+            raise invalid("name_kana", "the reading in hiragana or katakana")
+        user.name_kana = normalize_kana(kana)
+        user.kana_key = kana_sort_key(user.name_kana)
+    if "status" in changes:
+        if user.id == actor_user_id and changes["status"] == "suspended":
+            raise invalid("status", "you cannot suspend yourself")
+        return set_user_status(tenant, user, str(changes["status"]), actor=actor)
     db.session.commit()
     return user
 

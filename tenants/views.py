@@ -13,7 +13,6 @@ from federation.extensions import db
 from federation.firewall import Denied, firewall
 from federation.pagination import decode_cursor, encode_cursor
 from tenants import service
-from tenants.kana import is_kana, kana_sort_key, normalize_kana
 from tenants.models import Affiliation, Tenant, User
 from tenants.schemas import (
     AffiliationList,
@@ -119,30 +118,8 @@ class Member(MethodView):
     def patch(self, body, slug, login_id):
         """Suspend or reactivate a member, move them to a unit, correct their name"""
         tenant, subject = access_tenant(slug, "members", "write")
-        user = _member(tenant, login_id)
-        if "unit_id" in body:
-            service.unit_in(tenant, body["unit_id"])
-            if user.unit_id != body["unit_id"]:
-                from federation.notices.inbox_cache import touch_user
-
-                touch_user(user.id)  # their inbox covers other units now
-            user.unit_id = body["unit_id"]
-        if "display_name" in body:
-            # The same rule as for a new member: a name of spaces only would be saved as an empty one.
-            if not body["display_name"].strip():
-                raise invalid("display_name", "must not be empty")
-            user.display_name = body["display_name"].strip()
-        if "name_kana" in body:
-            if not is_kana(body["name_kana"]):
-                raise invalid("name_kana", "the reading in hiragana or katakana")
-            user.name_kana = normalize_kana(body["name_kana"])
-            user.kana_key = kana_sort_key(user.name_kana)
-        if "status" in body:
-            if user.id == subject.user_id and body["status"] == "suspended":
-                raise invalid("status", "you cannot suspend yourself")
-            return service.set_user_status(tenant, user, body["status"], actor=subject.key)
-        db.session.commit()
-        return user
+        return service.update_member(tenant, _member(tenant, login_id), body, actor_user_id=subject.user_id,
+                                     actor=subject.key)
 
 
 def _member(tenant: Tenant, login_id: str) -> User:

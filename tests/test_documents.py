@@ -123,6 +123,39 @@ def test_delete_removes_document_and_its_files(world: World) -> None:
         storage().get(key)
 
 
+def test_a_write_that_fails_after_the_file_is_stored_leaves_no_file(world: World,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from werkzeug.datastructures import FileStorage
+
+    from federation.auth.service import subject_of
+    from federation.extensions import db
+    from federation.space.documents import service
+    from federation.space.documents.models import Document
+    from federation.space.documents.storage import storage
+    from tenants.models import Tenant, User
+
+    folder = world.app.config["MUSUBI"].instance / "documents"
+    before = set(folder.rglob("*")) if folder.exists() else set()
+
+    def lost_database() -> None:
+        raise RuntimeError("the database went away at commit")
+
+    with world.app.test_request_context():
+        tenant = db.session.query(Tenant).filter_by(slug="union-a").one()
+        editor = db.session.query(User).filter_by(tenant_id=tenant.id, login_id="aeditor").one()
+        subject = subject_of(editor)
+        monkeypatch.setattr(db.session, "commit", lost_database)
+        with pytest.raises(RuntimeError):
+            service.create_document(tenant, editor, subject, {"title": "議案書"},
+                                    FileStorage(io.BytesIO(PDF), filename="議案書.pdf"))
+        monkeypatch.undo()
+        db.session.rollback()
+        assert db.session.query(Document).count() == 0
+        assert storage().root == folder
+    after = set(folder.rglob("*")) if folder.exists() else set()
+    assert [p for p in after - before if p.is_file()] == []
+
+
 def test_download_is_checked_on_every_request(world: World) -> None:
     doc_id = new_doc(world, audience=json.dumps({"units": [world.ids["union-a:branch"]]}))
     member = world.as_("union-a", "a1")

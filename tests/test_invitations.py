@@ -167,6 +167,7 @@ def test_bad_invitation_input_is_422_naming_the_field(world):
         ({"unit_id": "x"}, "unit_id"),
         ({"valid_days": 0}, "valid_days"),
         ({"valid_days": 400}, "valid_days"),
+        ({"valid_days": 7, "expires_at": "2030-01-01T00:00:00+09:00"}, "valid_days"),
         ({"max_uses": 0}, "max_uses"),
         ({"expires_at": "2020-01-01T00:00:00+09:00"}, "expires_at"),
         ({"expires_at": "2026-12-01T00:00:00"}, "expires_at"),

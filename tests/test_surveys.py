@@ -131,6 +131,26 @@ def test_csv_export_has_bom_and_counts(world: World) -> None:
     assert texts[0][4] == "'=HYPERLINK(1)" and texts[0][8] == "" and texts[0][9] == ""
 
 
+def test_officer_closes_a_survey_early_and_answers_stop(world: World) -> None:
+    s = create(world)
+    a1, a2 = world.as_("union-a", "a1"), world.as_("union-a", "a2")
+    assert a1.post(f"{BASE}/{s['id']}/answers", json=answers_for(s, 0, [0], None)).status_code == 201
+    closed = world.as_("union-a", "aeditor").post(f"{BASE}/{s['id']}/close")
+    assert closed.status_code == 200 and closed.get_json()["is_open"] is False
+    assert datetime.fromisoformat(closed.get_json()["closes_at"]) <= datetime.now(UTC)
+    r = a2.post(f"{BASE}/{s['id']}/answers", json=answers_for(s, 1, [1], None))
+    assert r.status_code == 409 and "closes_at" in r.get_json()["error"]["fields"]
+    # The answer given before closing stays counted; closing again changes nothing.
+    results = world.as_("union-a", "aadmin").get(f"{BASE}/{s['id']}/results").get_json()
+    assert results["answered"] == 1
+    again = world.as_("union-a", "aeditor").post(f"{BASE}/{s['id']}/close").get_json()
+    assert again["closes_at"] == closed.get_json()["closes_at"]
+    # A survey that has not opened yet closes at its opening time: it never took an answer.
+    future = create(world, opens_at=_when(1), closes_at=_when(3))
+    shut = world.as_("union-a", "aeditor").post(f"{BASE}/{future['id']}/close").get_json()
+    assert shut["closes_at"] == shut["opens_at"] and shut["is_open"] is False
+
+
 def test_delete_survey(world: World) -> None:
     s = create(world)
     assert world.as_("union-a", "a1").delete(f"{BASE}/{s['id']}").status_code == 403
@@ -156,7 +176,7 @@ def _endpoints(s: dict) -> list[tuple[str, str, dict | None]]:
     return [("GET", BASE, None), ("POST", BASE, survey_body()), ("GET", f"{BASE}/{sid}", None),
             ("DELETE", f"{BASE}/{sid}", None), ("POST", f"{BASE}/{sid}/answers", answers_for(s, 0, [0], None)),
             ("GET", f"{BASE}/{sid}/results", None), ("GET", f"{BASE}/{sid}/results.csv", None),
-            ("POST", f"{BASE}/{sid}/reminders", None)]
+            ("POST", f"{BASE}/{sid}/reminders", None), ("POST", f"{BASE}/{sid}/close", None)]
 
 
 @pytest.mark.parametrize("tenant,login_id", OUTSIDERS)
@@ -177,6 +197,7 @@ def test_plain_member_gets_403_on_officer_endpoints(shared_world: World, survey_
     assert member.get(f"{BASE}/{sid}/results.csv").status_code == 403
     assert member.delete(f"{BASE}/{sid}").status_code == 403
     assert member.post(f"{BASE}/{sid}/reminders").status_code == 403
+    assert member.post(f"{BASE}/{sid}/close").status_code == 403
 
 
 def test_neighbour_survey_id_is_404_through_own_union(shared_world: World, survey_in_a: dict) -> None:

@@ -241,12 +241,11 @@ def add_attachment(app: Application, actor: User, upload: FileStorage | None) ->
         ApplicationAttachment.application_id == app.id)).scalar_one()
     if count >= MAX_ATTACHMENTS:
         raise conflict("file", f"an application holds at most {MAX_ATTACHMENTS} files")
-    key = st.new_key()
-    st.storage().put(key, data)
-    row = ApplicationAttachment(tenant_id=app.tenant_id, application_id=app.id, storage_key=key, filename=filename,
-                                content_type=kind, size=len(data), uploaded_by=actor.id)
-    db.session.add(row)
-    db.session.commit()
+    with st.written(data) as key:
+        row = ApplicationAttachment(tenant_id=app.tenant_id, application_id=app.id, storage_key=key,
+                                    filename=filename, content_type=kind, size=len(data), uploaded_by=actor.id)
+        db.session.add(row)
+        db.session.commit()
     return row
 
 

@@ -11,9 +11,10 @@ from flask import Response
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 
+from federation.access import access_tenant, get_owned
 from federation.errors import APIError, invalid
 from federation.extensions import db
-from federation.firewall import Subject
+from federation.firewall import Denied, Subject, firewall
 from federation.notices import audience as aud
 from federation.space.documents import storage as st
 from federation.space.documents.models import Document, DocumentVersion
@@ -91,9 +92,8 @@ def parse_audience(raw: str | None, tenant: Tenant, subject: Subject) -> dict[st
     return aud.validate(value, tenant, subject)
 
 
-def _store(document: Document, version: int, user: User, data: bytes, kind: str, filename: str) -> DocumentVersion:
-    key = st.new_key()
-    st.storage().put(key, data)
+def _version_row(document: Document, version: int, user: User, data: bytes, kind: str, filename: str,
+           key: str) -> DocumentVersion:
     row = DocumentVersion(document_id=document.id, tenant_id=document.tenant_id, version=version, storage_key=key,
                           filename=filename, content_type=kind, size=len(data),
                           sha256=hashlib.sha256(data).hexdigest(), uploaded_by=user.id)
@@ -111,8 +111,9 @@ def create_document(tenant: Tenant, user: User, subject: Subject, form: dict[str
                    created_by=user.id)
     db.session.add(doc)
     db.session.flush()
-    _store(doc, 1, user, data, kind, filename)
-    db.session.commit()
+    with st.written(data) as key:
+        _version_row(doc, 1, user, data, kind, filename, key)
+        db.session.commit()
     return doc
 
 
@@ -122,8 +123,9 @@ def add_version(doc: Document, user: User, upload: FileStorage | None) -> Docume
     # unique constraint stops it anyway where locking is not available.
     db.session.refresh(doc, with_for_update=True)
     doc.latest_version += 1
-    _store(doc, doc.latest_version, user, data, kind, filename)
-    db.session.commit()
+    with st.written(data) as key:
+        _version_row(doc, doc.latest_version, user, data, kind, filename, key)
+        db.session.commit()
     return doc
 
 
@@ -153,7 +155,12 @@ def delete_document(doc: Document) -> None:
     # Files go only after the rows are gone: a failure here leaves an orphan file, never a row without its file.
     store = st.storage()
     for key in keys:
-        store.delete(key)
+        try:
+            store.delete(key)
+        except st.StorageUnavailable:
+            # The document is already gone for every reader; the store has logged the orphan's key. A 503 here
+            # would tell the officer the delete failed when it did not.
+            continue
 
 
 def audience_covers(doc: Document, user: User) -> bool:
@@ -166,3 +173,35 @@ def audience_covers(doc: Document, user: User) -> bool:
     paths = db.session.execute(select(OrgUnit.path).where(
         OrgUnit.tenant_id == doc.tenant_id, OrgUnit.id.in_(audience.get("units", [])))).scalars()
     return any(user.unit.path.startswith(p) for p in paths)
+
+
+def is_officer(subject: Subject, slug: str) -> bool:
+    """Officers (documents write) see and manage every document; members only those addressed to them."""
+    return firewall.allowed(subject, slug, "documents", "write")
+
+
+def listing(tenant: Tenant, subject: Subject, user: User, *, folder: str | None = None,
+            tag: str | None = None) -> list[Document]:
+    """The union's documents at their latest version, newest first, as this person may see them: the one list the
+    API and the pages show."""
+    stmt = select(Document).where(Document.tenant_id == tenant.id)
+    if folder:
+        stmt = stmt.where(Document.folder == folder)
+    docs = list(db.session.execute(stmt.order_by(Document.updated_at.desc(), Document.id.desc())).scalars())
+    if tag:
+        docs = [d for d in docs if tag in json.loads(d.tags)]
+    if not is_officer(subject, tenant.slug):
+        docs = [d for d in docs if audience_covers(d, user)]
+    return docs
+
+
+def visible(slug: str, document_id: int, user: User) -> tuple[Tenant, Document]:
+    """A document the caller may read, for the API and the pages alike.
+
+    Outside the audience answers 404, not 403: a member must not learn that a document for another branch exists
+    (F8)."""
+    tenant, subject = access_tenant(slug, "documents", "read", kind="union")
+    doc = get_owned(Document, document_id, tenant)
+    if not is_officer(subject, slug) and not audience_covers(doc, user):
+        raise Denied(404)
+    return tenant, doc

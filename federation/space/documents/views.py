@@ -1,16 +1,11 @@
 """Documents: upload, versions, list and download for the audience chosen, delete."""
 from __future__ import annotations
 
-import json
-
 from flask import g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import select
 
 from federation.access import access_tenant, get_owned
-from federation.extensions import db
-from federation.firewall import Denied, Subject, firewall
 from federation.space.documents import service
 from federation.space.documents import storage as st
 from federation.space.documents.models import Document
@@ -22,26 +17,9 @@ from federation.space.documents.schemas import (
     DownloadQuery,
     VersionList,
 )
-from tenants.models import Tenant
 
 blp = Blueprint("documents", __name__, url_prefix="/api/v1", description="A union's documents (議案書 etc.)")
 # Ids in paths stop at the 32-bit column range: a larger number is no row (404), not a driver overflow (500).
-
-
-def _is_officer(subject: Subject, slug: str) -> bool:
-    return firewall.allowed(subject, slug, "documents", "write")
-
-
-def _visible(slug: str, document_id: int) -> tuple[Tenant, Document]:
-    """A document the caller may read: officers see every one, members only those addressed to their unit.
-
-    Outside the audience answers 404, not 403: a member must not learn that a document for another branch exists
-    (F8)."""
-    tenant, subject = access_tenant(slug, "documents", "read", kind="union")
-    doc = get_owned(Document, document_id, tenant)
-    if not _is_officer(subject, slug) and not service.audience_covers(doc, g.user):
-        raise Denied(404)
-    return tenant, doc
 
 
 @blp.route("/tenants/<slug>/documents")
@@ -51,15 +29,7 @@ class Documents(MethodView):
     def get(self, q, slug):
         """The union's documents at their latest version (members: those addressed to their unit)"""
         tenant, subject = access_tenant(slug, "documents", "read", kind="union")
-        stmt = select(Document).where(Document.tenant_id == tenant.id)
-        if q["folder"]:
-            stmt = stmt.where(Document.folder == q["folder"])
-        docs = list(db.session.execute(stmt.order_by(Document.updated_at.desc(), Document.id.desc())).scalars())
-        if q["tag"]:
-            docs = [d for d in docs if q["tag"] in json.loads(d.tags)]
-        if not _is_officer(subject, slug):
-            docs = [d for d in docs if service.audience_covers(d, g.user)]
-        return {"items": docs}
+        return {"items": service.listing(tenant, subject, g.user, folder=q["folder"], tag=q["tag"])}
 
     @blp.arguments(DocumentForm, location="form")
     @blp.response(201, DocumentOut)
@@ -75,7 +45,7 @@ class OneDocument(MethodView):
     @blp.response(200, DocumentOut)
     def get(self, slug, document_id):
         """One document at its latest version"""
-        _, doc = _visible(slug, document_id)
+        _, doc = service.visible(slug, document_id, g.user)
         return doc
 
     @blp.response(204)
@@ -90,7 +60,7 @@ class Versions(MethodView):
     @blp.response(200, VersionList)
     def get(self, slug, document_id):
         """Every version of a document, newest first"""
-        _, doc = _visible(slug, document_id)
+        _, doc = service.visible(slug, document_id, g.user)
         return {"items": service.versions(doc)}
 
     @blp.response(201, DocumentOut)
@@ -107,7 +77,7 @@ class Download(MethodView):
     def get(self, q, slug, document_id):
         """The file of the latest version, or of ?version=n"""
         # Checked on every download, never cached or signed once: a member who loses access loses it at once (F7).
-        _, doc = _visible(slug, document_id)
+        _, doc = service.visible(slug, document_id, g.user)
         version = service.version_of(doc, q["version"])
         data = st.storage().get(version.storage_key)
         return service.download_response(data, version.filename, version.content_type)

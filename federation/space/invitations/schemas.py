@@ -1,7 +1,9 @@
 """Request and response bodies for invitations and registration."""
 from __future__ import annotations
 
-from marshmallow import fields, validate
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from federation.schemas import StrictSchema, row_id, text
 
@@ -10,10 +12,16 @@ class InvitationIn(StrictSchema):
     unit_id = row_id(load_default=None, allow_none=True)
     label = text(min_len=0, max_len=100, load_default="")
     expires_at = fields.AwareDateTime(load_default=None)
-    valid_days = fields.Integer(strict=True, load_default=30, validate=validate.Range(min=1, max=366))
+    valid_days = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=366))
     max_uses = fields.Integer(strict=True, load_default=None, allow_none=True,
                               validate=validate.Range(min=1, max=100_000))
     needs_approval = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def _one_expiry(self, data: dict[str, Any], **kwargs: Any) -> None:
+        # Both given, one would be silently ignored: the officer could print a flyer that expires another day.
+        if data.get("expires_at") is not None and data.get("valid_days") is not None:
+            raise ValidationError("give expires_at or valid_days, not both", field_name="valid_days")
 
 
 class InvitationOut(StrictSchema):

@@ -27,7 +27,10 @@ REGISTER_WINDOW = timedelta(hours=1)
 
 
 def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=SALT)
+    # Oldest first, the current key last: itsdangerous signs with the last and accepts any, so a rotated SECRET_KEY
+    # keeps the flyers already printed working for as long as the old key stays listed (docs/operations.md).
+    keys = [*current_app.config.get("SECRET_KEY_FALLBACKS", []), current_app.config["SECRET_KEY"]]
+    return URLSafeSerializer(keys, salt=SALT)
 
 
 def token_for(inv: Invitation) -> str:
@@ -38,8 +41,16 @@ def registration_path(inv: Invitation) -> str:
     return f"/register/{token_for(inv)}"
 
 
-def registration_url(inv: Invitation, base: str) -> str:
-    return base.rstrip("/") + registration_path(inv)
+def public_base() -> str:
+    """Where members reach the service: MUSUBI_PUBLIC_URL when set (production: a printed code must not carry
+    whatever Host the officer's request came in with), else the address of the current request."""
+    from flask import request
+
+    return current_app.config["MUSUBI"].public_url or request.host_url
+
+
+def registration_url(inv: Invitation, base: str | None = None) -> str:
+    return (base or public_base()).rstrip("/") + registration_path(inv)
 
 
 def state(inv: Invitation, now: datetime | None = None) -> str:
@@ -60,7 +71,7 @@ def create(tenant: Tenant, actor: User, body: dict[str, Any]) -> Invitation:
     expires_at = body.get("expires_at")
     now = utcnow()
     if expires_at is None:
-        expires_at = now + timedelta(days=body["valid_days"])
+        expires_at = now + timedelta(days=body.get("valid_days") or 30)
     elif expires_at.tzinfo is None:
         raise invalid("expires_at", "give a time zone, e.g. 2026-12-01T00:00:00+09:00")
     if expires_at <= now:
@@ -99,7 +110,7 @@ def inv_dict(inv: Invitation) -> dict[str, Any]:
             "state": state(inv), "token": token_for(inv), "register_path": registration_path(inv)}
 
 
-def qr(inv: Invitation, base: str) -> segno.QRCode:
+def qr(inv: Invitation, base: str | None = None) -> segno.QRCode:
     # Error level M survives a crease or a coffee stain on a printed flyer and still fits a long token.
     return segno.make(registration_url(inv, base), error="m", micro=False)
 

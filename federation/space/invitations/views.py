@@ -79,7 +79,7 @@ class QrPng(MethodView):
         """The registration URL as a PNG QR code for a flyer"""
         tenant, _ = access_tenant(slug, "invitations", "manage", kind="union")
         out = io.BytesIO()
-        service.qr(get_owned(Invitation, inv_id, tenant), request.host_url).save(out, kind="png", scale=8,
+        service.qr(get_owned(Invitation, inv_id, tenant)).save(out, kind="png", scale=8,
                                                                                 border=4)
         return Response(out.getvalue(), mimetype="image/png", headers={"Cache-Control": "no-store"})
 
@@ -91,7 +91,7 @@ class QrSvg(MethodView):
         """The registration URL as an SVG QR code, sharp at any print size"""
         tenant, _ = access_tenant(slug, "invitations", "manage", kind="union")
         out = io.BytesIO()
-        service.qr(get_owned(Invitation, inv_id, tenant), request.host_url).save(
+        service.qr(get_owned(Invitation, inv_id, tenant)).save(
             out, kind="svg", scale=8, border=4, xmldecl=False)
         return Response(out.getvalue(), mimetype="image/svg+xml", headers={"Cache-Control": "no-store"})
 

@@ -29,6 +29,12 @@ def create_survey(tenant: Tenant, author: User, body: dict[str, Any]) -> Survey:
     return survey
 
 
+def listing(tenant: Tenant) -> list[Survey]:
+    """The union's surveys, newest first: the one list the API and the pages show."""
+    return list(db.session.execute(select(Survey).where(Survey.tenant_id == tenant.id)
+                                   .order_by(Survey.created_at.desc(), Survey.id.desc())).scalars())
+
+
 def questions(survey: Survey) -> list[SurveyQuestion]:
     return list(db.session.execute(select(SurveyQuestion).where(SurveyQuestion.survey_id == survey.id)
                                    .order_by(SurveyQuestion.position)).scalars())
@@ -88,6 +94,16 @@ def answer(survey: Survey, user: User, raw: dict[str, Any]) -> None:
         # Two answers raced: the participant row's primary key let only one through.
         db.session.rollback()
         raise conflict("survey", "you have already answered this survey") from None
+
+
+def close_survey(survey: Survey) -> Survey:
+    """Stop taking answers now (a survey can close early, never reopen: members were told when it ends). Closing a
+    survey that has already closed changes nothing."""
+    now = utcnow()
+    if survey.closes_at > now:
+        survey.closes_at = max(now, survey.opens_at)
+        db.session.commit()
+    return survey
 
 
 def delete_survey(survey: Survey) -> None:

@@ -4,10 +4,8 @@ from __future__ import annotations
 from flask import Response, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import select
 
 from federation.access import access_tenant, get_owned
-from federation.extensions import db
 from federation.space.surveys import reminders, service
 from federation.space.surveys.models import Survey
 from federation.space.surveys.schemas import (
@@ -40,9 +38,7 @@ class Surveys(MethodView):
     def get(self, slug):
         """The union's surveys, newest first, each with whether you have answered"""
         tenant, _ = access_tenant(slug, "surveys", "read", kind="union")
-        rows = db.session.execute(select(Survey).where(Survey.tenant_id == tenant.id)
-                                  .order_by(Survey.created_at.desc(), Survey.id.desc())).scalars()
-        return {"items": [_out(s, with_questions=False) for s in rows]}
+        return {"items": [_out(s, with_questions=False) for s in service.listing(tenant)]}
 
     @blp.arguments(SurveyIn)
     @blp.response(201, SurveyOut)
@@ -65,6 +61,15 @@ class OneSurvey(MethodView):
         """Delete a survey with its answers (officers)"""
         tenant, _ = access_tenant(slug, "surveys", "manage", kind="union")
         service.delete_survey(get_owned(Survey, survey_id, tenant))
+
+
+@blp.route("/tenants/<slug>/surveys/<int(max=2147483647):survey_id>/close")
+class CloseSurvey(MethodView):
+    @blp.response(200, SurveyOut)
+    def post(self, slug, survey_id):
+        """Close a survey now, before its closing date (officers; closing a closed survey changes nothing)"""
+        tenant, _ = access_tenant(slug, "surveys", "manage", kind="union")
+        return _out(service.close_survey(get_owned(Survey, survey_id, tenant)))
 
 
 @blp.route("/tenants/<slug>/surveys/<int(max=2147483647):survey_id>/answers")
