@@ -3,6 +3,7 @@ world built through the CLI and the JSON API exactly as an operator and the offi
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -178,3 +179,56 @@ def copy_to_docs(names: list[str]) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for name in names:
         shutil.copyfile(SCREENSHOTS / name, target / name)
+
+
+# --- what every browser journey does ------------------------------------------------------------------------------
+
+def expect(locator):  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+def sign_in(page, tenant: str, login_id: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto("/signin")
+    page.get_by_label("組合・産別のコード").fill(tenant)
+    page.get_by_label("職員番号またはメールアドレス").fill(login_id)
+    page.get_by_label("パスワード").fill(PW)
+    page.get_by_role("button", name="ログイン").click()
+    page.wait_for_url(re.compile(r".*/(inbox|t/.+/notices|audit)$"))
+
+
+def assert_fits_phone(page) -> None:  # type: ignore[no-untyped-def]
+    """Nothing on the page is wider than a phone: no sideways scrolling to reach a button or a number."""
+    # A click that navigates returns once the new page's document has arrived; its stylesheet may still be on the
+    # way, and an unstyled page is as wide as its longest unbroken line.
+    page.wait_for_load_state("load")
+    page.set_viewport_size(PHONE)
+    page.evaluate(_NEXT_FRAME)
+    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], (
+        f"{page.url} is {widths[0]}px wide on a {widths[1]}px phone; widest: {page.evaluate(_WIDEST)}"
+    )
+
+
+# Resolves once the browser has painted twice: after a resize, the page has been laid out at the new width.
+_NEXT_FRAME = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+
+# The elements whose right edge lies furthest beyond the viewport, to name the culprit when a page is too wide.
+_WIDEST = """() => [...document.querySelectorAll('body *')]
+  .map(el => [el.getBoundingClientRect().right, el])
+  .filter(([right]) => right > window.innerWidth)
+  .sort((a, b) => b[0] - a[0]).slice(0, 3)
+  .map(([right, el]) => `${el.tagName.toLowerCase()}${el.className ? '.' + el.className : ''} ends at ${Math.round(right)}px`)
+  .join('; ')"""
+
+
+def shoot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    """The page at phone and at desktop width, whole length, after checking that it fits the phone."""
+    assert_fits_phone(page)
+    for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
+        page.set_viewport_size(size)
+        # A page that was laid out at the other width is painted again before it is photographed.
+        page.evaluate(_NEXT_FRAME)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}.png"), full_page=True)
+    page.set_viewport_size(PHONE)

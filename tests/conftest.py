@@ -271,3 +271,36 @@ def shared_world(_module_world: World) -> World:
     than a fresh world per test. A test that writes must use `world`."""
     _own_snapshot(_module_world.app)
     return _module_world
+
+
+# --- the browser, for the journeys in headless Chromium (tests/browser_world.py) ----------------------------------
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[object]:
+    from browser_world import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(chromium, served):  # type: ignore[no-untyped-def]
+    """A fresh browser context (its own cookies) per person, phone-sized unless asked otherwise. `served` is the
+    test module's own running world."""
+    from browser_world import PHONE
+
+    contexts = []
+
+    def make(viewport: dict[str, int] = PHONE):  # type: ignore[no-untyped-def]
+        context = chromium.new_context(viewport=viewport, locale="ja-JP", base_url=served.base, accept_downloads=True)
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()

@@ -10,15 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 from browser_world import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     DESKTOP,
-    PHONE,
-    PW,
     SCREENSHOTS,
     ServedWorld,
     browser_missing_reason,
     copy_to_docs,
+    expect,
+    shoot,
+    sign_in,
 )
 
 pytestmark = pytest.mark.skipif(browser_missing_reason() is not None, reason=browser_missing_reason() or "")
@@ -32,56 +31,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedWorld]:
         yield world
     finally:
         world.stop()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def open_page(chromium, served):  # type: ignore[no-untyped-def]
-    """A fresh browser context (its own cookies) per person, phone-sized unless asked otherwise."""
-    contexts = []
-
-    def make(viewport: dict[str, int] = PHONE):  # type: ignore[no-untyped-def]
-        context = chromium.new_context(viewport=viewport, locale="ja-JP", base_url=served.base)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield make
-    for context in contexts:
-        context.close()
-
-
-def expect(locator):  # type: ignore[no-untyped-def]
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(locator)
-
-
-def sign_in(page, tenant: str, login_id: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto("/signin")
-    page.get_by_label("組合・産別のコード").fill(tenant)
-    page.get_by_label("職員番号またはメールアドレス").fill(login_id)
-    page.get_by_label("パスワード").fill(PW)
-    page.get_by_role("button", name="ログイン").click()
-    page.wait_for_url(re.compile(r".*/(inbox|t/.+/notices|audit)$"))
-
-
-def shoot(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    """The page at phone and at desktop width, whole length."""
-    for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
-        page.set_viewport_size(size)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}.png"), full_page=True)
-    page.set_viewport_size(PHONE)
 
 
 def test_sign_in_page_is_japanese_and_labelled(open_page):

@@ -100,4 +100,13 @@ def _http(exc: HTTPException) -> Any:
     return render_template("web/error.html", status=status), status
 
 
-from federation.web import auditor, editor, member, union  # noqa: E402,F401  (routes register on import)
+from federation.web import (  # noqa: E402,F401  (routes register on import)
+    applications,
+    auditor,
+    documents,
+    editor,
+    invitations,
+    member,
+    surveys,
+    union,
+)

@@ -19,6 +19,7 @@ from federation.notices.markdown import render
 from federation.notices.models import CATEGORIES, STAMPS, STATUSES, Notice
 from federation.notices.schemas import NoticeIn
 from federation.web import bp, formatting
+from federation.web.formatting import first_message
 from federation.web.reads import audience_tree, own_notices, reached_union, tenant_names
 
 WHEN = ("now", "schedule", "draft")
@@ -92,18 +93,11 @@ def _fields_of(error: ValidationError | APIError) -> dict[str, str]:
     out: dict[str, str] = {}
     if isinstance(messages, dict):
         for key, value in messages.items():
-            out[str(key)] = _first(value)
+            out[str(key)] = first_message(value)
     if not out and isinstance(error, APIError):
         out["_"] = error.message
     return out
 
-
-def _first(value: Any) -> str:
-    while isinstance(value, list | tuple) and value:
-        value = value[0]
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {_first(v)}" for k, v in value.items())
-    return str(value)
 
 
 def _compose_page(tenant: Any, subject: Any, form: Any, *, errors: dict[str, str] | None = None,

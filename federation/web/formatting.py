@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 from flask_babel import get_locale
 
@@ -88,3 +89,12 @@ def kana_row(kana: str | None) -> str:
 
 def percent(part: int, whole: int) -> int:
     return round(100 * part / whole) if whole else 0
+
+
+def first_message(value: Any) -> str:
+    """The first message of a validation error's nested lists and dicts, as one line for a page."""
+    while isinstance(value, list | tuple) and value:
+        value = value[0]
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {first_message(v)}" for k, v in value.items())
+    return str(value)

@@ -43,6 +43,12 @@ def navigation() -> list[NavItem]:
     items: list[tuple[str, str]] = []
     if subject.kind == "union":
         items.append((_l("Inbox"), url_for("web.inbox")))
+    if subject.kind == "union" and _allowed("documents", "read"):
+        items.append((_l("Documents"), url_for("web.documents", slug=slug)))
+    if subject.kind == "union" and _allowed("surveys", "read"):
+        items.append((_l("Surveys"), url_for("web.surveys", slug=slug)))
+    if subject.kind == "union" and _allowed("applications", "write"):
+        items.append((_l("Applications"), url_for("web.applications", slug=slug)))
     if _allowed("notices", "write"):
         items.append((_l("Notices"), url_for("web.notices", slug=slug)))
     if subject.kind == "union" and _allowed("notices", "relay"):
@@ -56,6 +62,8 @@ def navigation() -> list[NavItem]:
         items.append((_l("Roles"), url_for("web.roles", slug=slug)))
     if subject.kind == "union" and _allowed("cascade", "read"):
         items.append((_l("Federation link"), url_for("web.cascade", slug=slug)))
+    if subject.kind == "union" and _allowed("invitations", "manage"):
+        items.append((_l("Invitations"), url_for("web.invitations", slug=slug)))
     if firewall.allowed(subject, "platform", "audit", "read"):
         items.append((_l("Audit"), url_for("web.audit_check")))
     items.append((_l("Settings"), url_for("web.settings")))
