@@ -15,7 +15,7 @@ from federation.auth.passwords import hash_password
 from federation.extensions import db, utcnow
 from tenants import service as ts
 from tenants.kana import kana_sort_key
-from tenants.models import Tenant, User
+from tenants.models import OrgUnit, Tenant, User
 
 ACTOR = "system:demo"
 PASSWORD = "musubi-demo-2026"
@@ -173,6 +173,74 @@ def _notices(fed: Tenant) -> None:
         "body": "第25回定期大会の議案書を配布します。職場討議をお願いします。",
         "category": "meeting", "audience": {"all": True}})
     ns.publish_now(internal, subject_of(admin))
+    _union_space(first, admin)
     from federation import jobs
 
     jobs.drain(timeout=300)
+
+
+def _demo_pdf(title: str) -> bytes:
+    """A one-page PDF with its title in the document information, enough for a phone's viewer to open."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
+               b"<< /Title <FEFF" + title.encode("utf-16-be").hex().upper().encode() + b"> >>"]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R /Info 4 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return out
+
+
+def _union_space(union: Tenant, admin: User) -> None:
+    """The first union's own space, so a trial shows every page with something on it: the congress documents, a
+    survey, a 慶弔費 form with one application waiting, and an invitation for new hires. Every body goes through the
+    API's own schema and service, as an officer's request would."""
+    import io
+
+    from werkzeug.datastructures import FileStorage
+
+    from federation.auth.service import subject_of
+    from federation.space.applications import service as apps
+    from federation.space.applications.schemas import ApplicationTypeIn
+    from federation.space.documents import service as docs
+    from federation.space.documents.schemas import DocumentForm
+    from federation.space.invitations import service as invitations
+    from federation.space.invitations.schemas import InvitationIn
+    from federation.space.surveys import service as surveys
+    from federation.space.surveys.schemas import SurveyIn
+
+    people = {u.login_id: u for u in db.session.execute(
+        select(User).where(User.tenant_id == union.id, User.login_id.in_(["10002", "10003"]))).scalars()}
+    editor, member = people["10002"], people["10003"]
+    title = "第25回定期大会 議案書"
+    docs.create_document(union, editor, subject_of(editor),
+                         DocumentForm().load({"title": title, "folder": "定期大会", "tags": "大会,議案"}),
+                         FileStorage(io.BytesIO(_demo_pdf(title)), filename=f"{title}.pdf"))
+    now = utcnow()
+    surveys.create_survey(union, editor, SurveyIn().load({
+        "title": "2027春闘 要求アンケート", "description": "職場の声を要求づくりに生かします。無記名です。",
+        "anonymous": True, "opens_at": (now - timedelta(hours=1)).isoformat(),
+        "closes_at": (now + timedelta(days=14)).isoformat(),
+        "questions": [
+            {"kind": "single", "text": "今年の賃上げ要求で最も重視するものは",
+             "options": ["ベースアップ", "一時金", "手当"]},
+            {"kind": "multiple", "text": "改善してほしい働き方(複数可)",
+             "options": ["残業削減", "在宅勤務", "休暇取得"]},
+            {"kind": "text", "text": "ご意見・ご要望", "required": False}]}))
+    kind = apps.create_type(union, admin, ApplicationTypeIn().load({
+        "name": "慶弔費申請", "description": "結婚・出産・弔事の際に、組合規約に基づき慶弔費を給付します。",
+        "fields": [{"key": "event", "label": "事由", "kind": "choice", "required": True,
+                    "choices": ["結婚", "出産", "弔事"]},
+                   {"key": "date", "label": "年月日", "kind": "date", "required": True},
+                   {"key": "note", "label": "備考", "kind": "text"}],
+        "approver_role": "union_editor", "second_approver_role": "union_admin"}))
+    apps.submit(union, member, kind.id, {"event": "出産", "date": now.date().isoformat(), "note": "第一子です"})
+    head_office = db.session.execute(select(OrgUnit).where(OrgUnit.tenant_id == union.id, OrgUnit.kind == "branch")
+                                     .order_by(OrgUnit.id).limit(1)).scalar_one()
+    invitations.create(union, admin, InvitationIn().load({"unit_id": head_office.id, "label": "2027年度 新入社員",
+                                                          "valid_days": 60}))

@@ -1,0 +1,44 @@
+"""`python cli.py demo`: the embedded trial builds a federation whose pages all have something on them, through the
+same services as real use, and running it twice changes nothing."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+
+def test_demo_builds_a_federation_with_a_union_space_to_look_at(app):
+    from federation.audit.chain import verify
+    from federation.demo import PASSWORD, build_demo
+    from federation.extensions import db
+    from federation.space.applications.models import Application
+    from federation.space.documents.models import Document
+    from federation.space.invitations.models import Invitation
+    from federation.space.surveys.models import Survey
+    from tenants.models import Tenant
+
+    with app.app_context():
+        lines = list(build_demo(members=60))
+        assert any("union admin" in line and PASSWORD in line for line in lines)
+        first = db.session.execute(select(Tenant).where(Tenant.kind == "union").order_by(Tenant.id).limit(1)
+                                   ).scalar_one()
+
+        def count(model) -> int:  # type: ignore[no-untyped-def]
+            return db.session.execute(select(func.count()).select_from(model)
+                                      .where(model.tenant_id == first.id)).scalar_one()
+
+        assert [count(m) for m in (Document, Survey, Application, Invitation)] == [1, 1, 1, 1]
+        # Only the first union has a space filled in: nothing leaks into the others.
+        assert db.session.execute(select(func.count()).select_from(Document)).scalar_one() == 1
+        assert verify().ok
+        again = list(build_demo(members=60))
+        assert again[0].startswith("the demo data is already there")
+        assert [count(m) for m in (Document, Survey, Application, Invitation)] == [1, 1, 1, 1]
+    client = app.test_client()
+    r = client.post("/api/v1/auth/login", json={"tenant": first.slug, "login_id": "10003", "password": PASSWORD})
+    assert r.status_code == 200
+    headers = {"Authorization": f"Bearer {r.get_json()['token']}"}
+    titles = [i["notice"]["title"] for i in client.get("/api/v1/me/inbox", headers=headers).get_json()["items"]]
+    assert "2027春闘 学習会のご案内" in titles and "定期大会 議案書の配布について" in titles
+    docs = client.get(f"/api/v1/tenants/{first.slug}/documents", headers=headers).get_json()["items"]
+    assert [d["title"] for d in docs] == ["第25回定期大会 議案書"]
+    download = client.get(f"/api/v1/tenants/{first.slug}/documents/{docs[0]['id']}/download", headers=headers)
+    assert download.status_code == 200 and download.data.startswith(b"%PDF-")
