@@ -10,9 +10,10 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 
 from flask import current_app, g, request
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from federation.auth.models import AuthSession, LoginFailure
@@ -101,6 +102,15 @@ def presented_token() -> tuple[str | None, bool]:
     return (cookie or None), bool(cookie)
 
 
+@cache
+def _caller_statement():  # type: ignore[no-untyped-def]
+    """Built once: composing the statement cost a third of a signed-in request's Python time (every request)."""
+    version_q = select(PolicyState.version).where(PolicyState.id == 1).scalar_subquery()
+    return (select(AuthSession, User, version_q).join(User, User.id == AuthSession.user_id)
+            .where(AuthSession.token_hash == bindparam("token_hash"), AuthSession.revoked_at.is_(None),
+                   AuthSession.expires_at > bindparam("now", type_=AuthSession.expires_at.type)))
+
+
 def load_caller() -> None:
     """Before each request: find the session, the user and the policy version in one round trip.
 
@@ -112,13 +122,9 @@ def load_caller() -> None:
     token, via_cookie = presented_token()
     if not token:
         return
-    version_q = select(PolicyState.version).where(PolicyState.id == 1).scalar_subquery()
-    stmt = (select(AuthSession, User, version_q).join(User, User.id == AuthSession.user_id)
-            .where(AuthSession.token_hash == token_hash(token), AuthSession.revoked_at.is_(None),
-                   AuthSession.expires_at > utcnow()))
     with db.engine.connect() as conn, Session(bind=conn.execution_options(isolation_level="AUTOCOMMIT"),
                                                expire_on_commit=False) as lookup:
-        row = lookup.execute(stmt).first()
+        row = lookup.execute(_caller_statement(), {"token_hash": token_hash(token), "now": utcnow()}).first()
         if row is None:
             return
         auth_session, user, version = row

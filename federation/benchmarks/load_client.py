@@ -1,13 +1,170 @@
-"""The members of the load suite, in their own process: each thread takes members in turn, opens the inbox, marks
-unread notices read and presses 出席 on some, while one thread publishes the federation's notices."""
+"""The members of the load suite, in their own process: every member holds a connection of their own to the server
+(2,000 members, 2,000 connections open at once), opens the inbox, marks unread notices read, presses 出席 on some,
+then puts the phone down, as members do: they look again now and then (`--think`), and when a notice's push
+arrives they open it some seconds later (exponentially distributed, mean `--react`), so every publish sends a
+wave of 2,000 members to the server.
+
+Written on asyncio and aiohttp so one process can keep thousands of connections open; the connections actually
+open are counted from the kernel's socket table, not assumed."""
 from __future__ import annotations
 
 import argparse
-import http.client
+import asyncio
 import json
 import random
-import threading
+import resource
 import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+
+def established(port: int) -> int:
+    """Client sockets of this machine connected to `port` (ESTABLISHED in /proc/net/tcp and tcp6)."""
+    want = f":{port:04X}"
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[2].endswith(want) and fields[3] == "01":
+                count += 1
+    return count
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.finished: list[float] = []  # when each answer came (monotonic), for the per-second throughput
+        self.requests = 0
+        self.errors: dict[str, int] = {}
+        self.reads_ok = 0
+        self.stamps_ok = 0
+        self.published = 0
+        self.publish_answers: list[list[int]] = []
+        self.peak_connections = 0
+        self.members_started = 0
+
+    def error(self, what: str) -> None:
+        self.errors[what] = self.errors.get(what, 0) + 1
+
+
+async def call(session: aiohttp.ClientSession, stats: Stats, method: str, url: str, token: str,
+               body: dict | None = None) -> tuple[int, Any]:
+    t0 = time.perf_counter()
+    try:
+        async with session.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"}) as resp:
+            payload = await resp.json() if resp.content_type == "application/json" else None
+            status = resp.status
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        stats.requests += 1
+        stats.error(type(exc).__name__)
+        return 0, None
+    stats.latencies.append(time.perf_counter() - t0)
+    stats.finished.append(time.monotonic())
+    stats.requests += 1
+    if status >= 400:
+        stats.error(str(status))
+    return status, payload
+
+
+async def member(base: str, token: str, seed: int, stats: Stats, start_at: float, stop_at: float,
+                 think: tuple[float, float], pushes: asyncio.Queue, react_mean: float) -> None:
+    rng = random.Random(seed)
+    await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+    # One connection per member, kept open between visits (limit=1 and a keep-alive longer than the think time).
+    connector = aiohttp.TCPConnector(limit=1, keepalive_timeout=120)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        stats.members_started += 1
+        while time.monotonic() < stop_at:
+            status, page = await call(session, stats, "GET", f"{base}/api/v1/me/inbox?limit=20", token)
+            for item in page.get("items", []) if status == 200 and page else []:
+                nid = item["notice"]["id"]
+                if item["read_at"] is None:
+                    status, _ = await call(session, stats, "POST", f"{base}/api/v1/me/inbox/{nid}/read", token)
+                    if status in (200, 204):
+                        stats.reads_ok += 1
+                if item["reaction"] is None and rng.random() < 0.3:
+                    status, _ = await call(session, stats, "PUT", f"{base}/api/v1/me/inbox/{nid}/reaction", token,
+                                           {"stamp": rng.choice(["attend", "absent", "read"])})
+                    if status == 200:
+                        stats.stamps_ok += 1
+            # Put the phone down until the next look, or until a push arrives and is opened a little later.
+            wait = min(rng.uniform(*think), max(0.0, stop_at - time.monotonic()))
+            try:
+                await asyncio.wait_for(pushes.get(), timeout=wait)
+                await asyncio.sleep(min(rng.expovariate(1.0 / react_mean), max(0.0, stop_at - time.monotonic())))
+            except TimeoutError:
+                pass
+
+
+async def publisher(base: str, staff: str, notices: int, stats: Stats, start_at: float, stop_at: float,
+                    pushes: list[asyncio.Queue]) -> None:
+    gap = (stop_at - start_at) / (notices + 1)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        for k in range(notices):
+            await asyncio.sleep(max(0.0, start_at + gap * (k + 1) - time.monotonic()))
+            status, notice = await call(session, stats, "POST", f"{base}/api/v1/tenants/bench-fed/notices", staff,
+                                        {"title": f"学習会のご案内 {k + 1}", "body": "本文", "category": "seminar",
+                                         "audience": {"all": True}})
+            answers = [status]
+            if status == 201:
+                status, _ = await call(session, stats, "POST",
+                                       f"{base}/api/v1/tenants/bench-fed/notices/{notice['id']}/publish", staff)
+                answers.append(status)
+            stats.publish_answers.append(answers)
+            if answers[-1] == 202:
+                stats.published += 1
+                # The push reaches every phone (delivery itself is measured by the cascade and push suites).
+                for queue in pushes:
+                    queue.put_nowait(k)
+
+
+async def watch_connections(port: int, stats: Stats, stop_at: float) -> None:
+    while time.monotonic() < stop_at:
+        stats.peak_connections = max(stats.peak_connections, established(port))
+        await asyncio.sleep(0.5)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    tokens = Path(args.tokens).read_text().split()
+    base = f"http://127.0.0.1:{args.port}"
+    stats = Stats()
+    now = time.monotonic()
+    # Members arrive over the ramp (a push lands on phones over a few seconds, not in one instant), then stay.
+    starts = [now + args.ramp * i / len(tokens) for i in range(len(tokens))]
+    stop_at = now + args.ramp + args.seconds
+    think = (args.think * 0.5, args.think * 1.5)
+    pushes: list[asyncio.Queue] = [asyncio.Queue() for _ in tokens]
+    t0 = time.perf_counter()
+    await asyncio.gather(
+        *(member(base, tok, i, stats, starts[i], stop_at, think, pushes[i], args.react)
+          for i, tok in enumerate(tokens)),
+        publisher(base, args.staff, args.notices, stats, now + args.ramp, stop_at, pushes),
+        watch_connections(args.port, stats, stop_at),
+    )
+    wall = time.perf_counter() - t0
+    lat = sorted(stats.latencies)
+
+    def pct(p: float) -> float:
+        return lat[int(p * (len(lat) - 1))] * 1000 if lat else 0.0
+
+    per_second: dict[int, int] = {}
+    for at in stats.finished:
+        per_second[int(at - now)] = per_second.get(int(at - now), 0) + 1
+    active = max(1.0, min(wall, stop_at - now))
+    return {"members": len(tokens), "members_started": stats.members_started,
+            "peak_connections": stats.peak_connections, "requests": stats.requests,
+            "rps": stats.requests / active, "peak_rps": max(per_second.values(), default=0),
+            "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
+            "errors": sum(stats.errors.values()), "errors_by_kind": stats.errors, "reads_ok": stats.reads_ok,
+            "stamps_ok": stats.stamps_ok, "published": stats.published, "publish_answers": stats.publish_answers,
+            "wall_s": wall}
 
 
 def main() -> None:
@@ -16,84 +173,16 @@ def main() -> None:
     ap.add_argument("--tokens", required=True)
     ap.add_argument("--staff", required=True)
     ap.add_argument("--notices", type=int, default=5)
-    ap.add_argument("--seconds", type=float, default=20)
-    ap.add_argument("--threads", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=30, help="time every member stays connected after the ramp")
+    ap.add_argument("--ramp", type=float, default=10, help="seconds over which the members arrive")
+    ap.add_argument("--think", type=float, default=60, help="mean seconds between a member's own looks")
+    ap.add_argument("--react", type=float, default=20, help="mean seconds from a push to the member opening it")
     args = ap.parse_args()
-    tokens = open(args.tokens).read().split()
-    lock = threading.Lock()
-    stats: dict = {"requests": 0, "errors": 0, "stamps_ok": 0, "published": 0, "publish_answers": []}
-    latencies: list[float] = []
-    stop = time.time() + args.seconds
-
-    def call(conn: http.client.HTTPConnection, method: str, path: str, token: str, body: dict | None = None) -> tuple[int, dict]:  # noqa: E501
-        headers = {"Authorization": f"Bearer {token}"}
-        data = None
-        if body is not None:
-            data = json.dumps(body)
-            headers["Content-Type"] = "application/json"
-        t0 = time.perf_counter()
-        conn.request(method, path, body=data, headers=headers)
-        resp = conn.getresponse()
-        raw = resp.read()
-        with lock:
-            latencies.append(time.perf_counter() - t0)
-            stats["requests"] += 1
-            if resp.status >= 400:
-                stats["errors"] += 1
-        return resp.status, (json.loads(raw) if raw and resp.headers.get("Content-Type", "").startswith(
-            "application/json") else {})
-
-    def member(i: int) -> None:
-        rng = random.Random(i)
-        conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)
-        mine = tokens[i::args.threads]
-        n = 0
-        while time.time() < stop:
-            token = mine[n % len(mine)]
-            n += 1
-            status, page = call(conn, "GET", "/api/v1/me/inbox?limit=20", token)
-            for item in page.get("items", []) if status == 200 else []:
-                nid = item["notice"]["id"]
-                if item["read_at"] is None:
-                    call(conn, "POST", f"/api/v1/me/inbox/{nid}/read", token)
-                if item["reaction"] is None and rng.random() < 0.3:
-                    status, _ = call(conn, "PUT", f"/api/v1/me/inbox/{nid}/reaction", token,
-                                     {"stamp": rng.choice(["attend", "absent", "read"])})
-                    if status == 200:
-                        with lock:
-                            stats["stamps_ok"] += 1
-
-    def publisher() -> None:
-        gap = args.seconds / (args.notices + 1)
-        for k in range(args.notices):
-            time.sleep(gap)
-            # A fresh connection each time: the server closes a keep-alive connection left idle for seconds.
-            conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)
-            status, notice = call(conn, "POST", "/api/v1/tenants/bench-fed/notices", args.staff,
-                                  {"title": f"学習会のご案内 {k + 1}", "body": "本文", "category": "seminar",
-                                   "audience": {"all": True}})
-            answers = [status]
-            if status == 201:
-                status, _ = call(conn, "POST", f"/api/v1/tenants/bench-fed/notices/{notice['id']}/publish",
-                                 args.staff)
-                answers.append(status)
-            with lock:
-                stats["publish_answers"].append(answers)
-            if answers[-1] == 202:
-                    with lock:
-                        stats["published"] += 1
-
-    threads = [threading.Thread(target=member, args=(i,)) for i in range(args.threads)]
-    threads.append(threading.Thread(target=publisher))
-    t0 = time.time()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.time() - t0
-    latencies.sort()
-    p95 = latencies[int(0.95 * (len(latencies) - 1))] * 1000 if latencies else 0.0
-    print(json.dumps({**stats, "rps": stats["requests"] / wall, "p95_ms": p95}))
+    # One descriptor per member's connection, and some to spare.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, len(Path(args.tokens).read_text().split()) + 512))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    print(json.dumps(asyncio.run(run(args))))
 
 
 if __name__ == "__main__":

@@ -45,9 +45,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def spawn(args: list[str], log: Path) -> subprocess.Popen:
+def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     out = open(log, "w")  # noqa: SIM115 - lives as long as the process
-    return subprocess.Popen([sys.executable, *args], stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ),
+    return subprocess.Popen([sys.executable, *args], stdout=out, stderr=subprocess.STDOUT,
+                            env={**os.environ, **(env or {})},
                             cwd=Path(__file__).resolve().parents[2])
 
 
@@ -81,15 +82,20 @@ class Scratch:
     tmp: Path
     procs: list[subprocess.Popen] = field(default_factory=list)
 
-    def spawn(self, args: list[str], name: str) -> subprocess.Popen:
-        proc = spawn(args, self.tmp / f"{name}.log")
+    def spawn(self, args: list[str], name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        proc = spawn(args, self.tmp / f"{name}.log", env)
         self.procs.append(proc)
         return proc
 
-    def gunicorn(self, workers: int = 2, threads: int = 4) -> int:
+    def gunicorn(self, workers: int = 2, threads: int = 4, **settings: int) -> int:
+        """Web processes started the way production starts them: the shipped gunicorn settings, sized here through
+        the same variables an operator sets (MUSUBI_WEB_*)."""
         port = free_port()
-        self.spawn(["-m", "gunicorn", "-w", str(workers), "-k", "gthread", "--threads", str(threads), "-b",
-                    f"127.0.0.1:{port}", "--log-level", "warning", "federation:create_app()"], "gunicorn")
+        env = {"MUSUBI_WEB_BIND": f"127.0.0.1:{port}", "MUSUBI_WEB_WORKERS": str(workers),
+               "MUSUBI_WEB_THREADS": str(threads), "MUSUBI_WEB_ACCESS_LOG": "", "MUSUBI_WEB_LOG_LEVEL": "warning",
+               **{f"MUSUBI_WEB_{k.upper()}": str(v) for k, v in settings.items()}}
+        self.spawn(["-m", "gunicorn", "-c", "python:federation.gunicorn_conf", "federation:create_app()"],
+                   "gunicorn", env=env)
         wait_http(f"http://127.0.0.1:{port}/healthz")
         return port
 

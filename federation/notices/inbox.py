@@ -38,11 +38,18 @@ def scope_of(user: User, subject: Subject) -> Scope:
     return Scope(user.tenant_id, tuple(paths), relays)
 
 
-def _visible(scope: Scope):  # type: ignore[no-untyped-def]
-    conds = [Delivery.tenant_id == scope.tenant_id, Delivery.unit_path.in_(scope.paths), Notice.status == "published"]
-    if not scope.relays:
+def _visible_conditions(relays: bool) -> list:  # type: ignore[type-arg]
+    """What puts a delivery in a member's inbox, with the tenant and unit paths as bound parameters: the one
+    definition the inbox page, its unread count and the single-notice lookup are all built from."""
+    conds = [Delivery.tenant_id == bindparam("tenant_id"), Delivery.unit_path.in_(bindparam("paths", expanding=True)),
+             Notice.status == "published"]
+    if not relays:
         conds.append(Delivery.for_relay.is_(False))
-    return _grouped(conds)
+    return conds
+
+
+def _scope_params(scope: Scope) -> dict[str, Any]:
+    return {"tenant_id": scope.tenant_id, "paths": list(scope.paths)}
 
 
 def _grouped(conds: list):  # type: ignore[no-untyped-def]
@@ -56,11 +63,7 @@ def _grouped(conds: list):  # type: ignore[no-untyped-def]
 def _inbox_statements(relays: bool, with_cursor: bool):  # type: ignore[no-untyped-def]
     """The inbox page and its unread count, built once per shape with bound parameters: constructing the statement
     cost more Python time per request than PostgreSQL spent running it."""
-    conds = [Delivery.tenant_id == bindparam("tenant_id"), Delivery.unit_path.in_(bindparam("paths", expanding=True)),
-             Notice.status == "published"]
-    if not relays:
-        conds.append(Delivery.for_relay.is_(False))
-    visible = _grouped(conds).cte("visible")
+    visible = _grouped(_visible_conditions(relays)).cte("visible")
     page = select(visible)
     if with_cursor:
         page = page.where(or_(visible.c.delivered_at < bindparam("at", type_=UTCDateTime),
@@ -88,8 +91,7 @@ def inbox_page(user: User, subject: Subject, *, limit: int, after: tuple[datetim
     and plain rows, no ORM objects (docs/benchmarks.md, inbox)."""
     scope = scope_of(user, subject)
     stmt, unread = _inbox_statements(scope.relays, after is not None)
-    params: dict[str, Any] = {"tenant_id": scope.tenant_id, "paths": list(scope.paths), "user_id": user.id,
-                              "lim": limit + 1}
+    params: dict[str, Any] = {**_scope_params(scope), "user_id": user.id, "lim": limit + 1}
     if after is not None:
         params["at"], params["nid"] = after
     rows = db.session.execute(stmt, params).all()
@@ -114,44 +116,104 @@ def inbox_page(user: User, subject: Subject, *, limit: int, after: tuple[datetim
     return {"items": items, "cursor": cursor, "unread": unread_count}
 
 
-def delivered_to(user: User, subject: Subject, notice_id: int) -> tuple[Notice, datetime, bool] | None:
-    """The notice if it is in this user's inbox, with its delivery time and relay mark; None otherwise."""
-    grouped = _visible(scope_of(user, subject)).where(Delivery.notice_id == notice_id).subquery()
-    row = db.session.execute(select(grouped)).first()
+@dataclass(frozen=True)
+class Target:
+    """A notice in this member's inbox, with what they already did with it: all a read mark or a stamp needs, in
+    the one round trip `receipt_target` makes. Named like the Notice columns it carries, so either can be passed."""
+
+    id: int
+    category: str
+    tenant_id: int
+    delivered_at: datetime
+    relay_only: bool
+    read_at: datetime | None
+    reaction: str | None
+    shared_with_organizer: bool
+
+
+@lru_cache(maxsize=4)
+def _target_statement(relays: bool):  # type: ignore[no-untyped-def]
+    # The same visibility as the inbox page, narrowed to one notice.
+    visible = _grouped([*_visible_conditions(relays), Delivery.notice_id == bindparam("nid")]).subquery("v")
+    return (select(Notice.id, Notice.category, Notice.tenant_id, visible.c.delivered_at, visible.c.relay_only,
+                   Receipt.read_at, Receipt.reaction, Receipt.shared_with_organizer)
+            .select_from(visible).join(Notice, Notice.id == visible.c.notice_id)
+            .outerjoin(Receipt, and_(Receipt.notice_id == visible.c.notice_id,
+                                     Receipt.user_id == bindparam("user_id"))))
+
+
+def receipt_target(user: User, subject: Subject, notice_id: int) -> Target | None:
+    """The notice if it is in this user's inbox (else None), with their receipt, in one statement."""
+    scope = scope_of(user, subject)
+    row = db.session.execute(_target_statement(scope.relays), {
+        **_scope_params(scope), "nid": notice_id, "user_id": user.id}).first()
     if row is None:
         return None
-    return db.session.get(Notice, notice_id), row.delivered_at, bool(row.relay_only)  # type: ignore[return-value]
+    return Target(row.id, row.category, row.tenant_id, row.delivered_at, bool(row.relay_only), row.read_at,
+                  row.reaction, bool(row.shared_with_organizer))
 
 
-def _receipt(user: User, notice_id: int) -> Receipt:
-    rec = db.session.get(Receipt, (notice_id, user.id))
-    if rec is None:
-        rec = Receipt(notice_id=notice_id, user_id=user.id, tenant_id=user.tenant_id)
-        db.session.add(rec)
-    return rec
+def delivered_to(user: User, subject: Subject, notice_id: int) -> tuple[Notice, datetime, bool] | None:
+    """The notice if it is in this user's inbox, with its delivery time and relay mark; None otherwise."""
+    target = receipt_target(user, subject, notice_id)
+    if target is None:
+        return None
+    return db.session.get(Notice, notice_id), target.delivered_at, target.relay_only  # type: ignore[return-value]
 
 
-def mark_read(user: User, notice: Notice) -> Receipt:
-    rec = _receipt(user, notice.id)
-    if rec.read_at is None:
-        rec.read_at = utcnow()
-        touch_user(user.id)
-    db.session.commit()
-    return rec
+def _state(notice_id: int, read_at: datetime | None, reaction: str | None, shared: bool) -> dict[str, Any]:
+    return {"notice_id": notice_id, "read_at": read_at, "reaction": reaction, "shared_with_organizer": bool(shared)}
 
 
-def react(user: User, notice: Notice, stamp: str | None) -> Receipt:
-    rec = _receipt(user, notice.id)
-    now = utcnow()
-    rec.reaction, rec.reacted_at = stamp, now if stamp else None
-    if rec.read_at is None and stamp:
-        rec.read_at = now  # pressing a stamp means it was read
-    # F4: only an `attend` to a federation seminar shares the member's name, kana and union with the organizer.
-    rec.shared_with_organizer = bool(stamp == "attend" and notice.category == "seminar"
-                                     and notice.tenant_id != user.tenant_id)
+_READ_VALUES = ("read_at", "shared_with_organizer")
+_STAMP_VALUES = ("reaction", "reacted_at", "shared_with_organizer", "read_at")
+
+
+@lru_cache(maxsize=4)
+def _upsert_statement(dialect: str, stamp: bool):  # type: ignore[no-untyped-def]
+    """Insert the member's receipt or update it, in one statement that returns what is stored: two taps at once
+    (two phones, a double tap) meet in the database's conflict rule instead of failing on the primary key. The
+    first read time always stays. Built once per shape, like the inbox statements."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    names = _STAMP_VALUES if stamp else _READ_VALUES
+    ins = insert(Receipt).values(notice_id=bindparam("notice_id"), user_id=bindparam("user_id"),
+                                 tenant_id=bindparam("tenant_id"),
+                                 **{n: bindparam(n, type_=Receipt.__table__.c[n].type) for n in names})
+    new = ins.excluded
+    changes: dict[str, Any] = {"read_at": func.coalesce(Receipt.read_at, new.read_at)}
+    if stamp:
+        changes.update(reaction=new.reaction, reacted_at=new.reacted_at,
+                       shared_with_organizer=new.shared_with_organizer)
+    return (ins.on_conflict_do_update(index_elements=[Receipt.notice_id, Receipt.user_id], set_=changes)
+            .returning(Receipt.read_at, Receipt.reaction, Receipt.shared_with_organizer))
+
+
+def _upsert(user: User, notice_id: int, values: dict[str, Any], *, stamp: bool) -> dict[str, Any]:
+    stmt = _upsert_statement(db.session.get_bind().dialect.name, stamp)
+    row = db.session.execute(stmt, {"notice_id": notice_id, "user_id": user.id, "tenant_id": user.tenant_id,
+                                    **values}).one()
     touch_user(user.id)
     db.session.commit()
-    return rec
+    return _state(notice_id, row.read_at, row.reaction, row.shared_with_organizer)
+
+
+def mark_read(user: User, notice: Notice | Target) -> dict[str, Any]:
+    """Mark read (idempotent): the first read time stays. Already read, as a Target knows, writes nothing."""
+    if isinstance(notice, Target) and notice.read_at is not None:
+        return _state(notice.id, notice.read_at, notice.reaction, notice.shared_with_organizer)
+    return _upsert(user, notice.id, {"read_at": utcnow(), "shared_with_organizer": False}, stamp=False)
+
+
+def react(user: User, notice: Notice | Target, stamp: str | None) -> dict[str, Any]:
+    now = utcnow()
+    # F4: only an `attend` to a federation seminar shares the member's name, kana and union with the organizer.
+    shared = bool(stamp == "attend" and notice.category == "seminar" and notice.tenant_id != user.tenant_id)
+    values = {"reaction": stamp, "reacted_at": now if stamp else None, "shared_with_organizer": shared,
+              "read_at": now if stamp else None}  # pressing a stamp means it was read
+    return _upsert(user, notice.id, values, stamp=True)
 
 
 # --- officers and authors -----------------------------------------------------------------------------------------

@@ -11,9 +11,10 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
+from functools import lru_cache
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from federation.extensions import db
 from tenants.models import Tenant, User
@@ -87,5 +88,10 @@ def touch_notice(notice_id: int) -> None:
     touch_unions(ids)
 
 
+@lru_cache(maxsize=1)
+def _touch_user_statement():  # type: ignore[no-untyped-def]
+    return update(User).where(User.id == bindparam("uid")).values(inbox_version=User.inbox_version + 1)
+
+
 def touch_user(user_id: int) -> None:
-    db.session.execute(update(User).where(User.id == user_id).values(inbox_version=User.inbox_version + 1))
+    db.session.execute(_touch_user_statement(), {"uid": user_id})

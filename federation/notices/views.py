@@ -215,12 +215,12 @@ class Inbox(MethodView):
         return current_app.response_class(body, mimetype="application/json", headers={"X-Inbox-Cache": "miss"})
 
 
-def _in_my_inbox(notice_id: int) -> Notice:
+def _in_my_inbox(notice_id: int) -> inbox.Target:
     subject = require_caller()
-    found = inbox.delivered_to(g.user, subject, notice_id)
+    found = inbox.receipt_target(g.user, subject, notice_id)
     if found is None:
         raise Denied(404)
-    return found[0]
+    return found
 
 
 @blp.route("/me/inbox/<int:notice_id>/read")

@@ -24,7 +24,7 @@ from federation.errors import APIError
 from federation.extensions import db
 from federation.firewall import Denied, firewall
 from federation.notices import inbox
-from federation.notices.models import STAMPS
+from federation.notices.models import STAMPS, Notice
 from federation.pagination import decode_cursor, encode_cursor
 from federation.web import bp, i18n
 from federation.web.csrf import SIGNIN_COOKIE, check_signin_token, keep_signin_token
@@ -145,9 +145,9 @@ def inbox_view():  # type: ignore[no-untyped-def]
                            may_relay=may_relay)
 
 
-def _delivered(notice_id: int):  # type: ignore[no-untyped-def]
+def _delivered(notice_id: int) -> inbox.Target:
     subject = require_caller()
-    found = inbox.delivered_to(g.user, subject, notice_id)
+    found = inbox.receipt_target(g.user, subject, notice_id)
     if found is None:
         # Not in this person's inbox (another union's, retracted, never sent to them): as if it did not exist (F5).
         raise Denied(404)
@@ -156,9 +156,12 @@ def _delivered(notice_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/notices/<int:notice_id>")
 def notice(notice_id: int):  # type: ignore[no-untyped-def]
-    found_notice, delivered_at, relay_only = _delivered(notice_id)
-    # Opening the notice is reading it; marking it here keeps the unread count honest without any script.
-    receipt = inbox.mark_read(g.user, found_notice)
+    target = _delivered(notice_id)
+    found_notice = db.session.get(Notice, notice_id)
+    delivered_at, relay_only = target.delivered_at, target.relay_only
+    # Opening the notice is reading it; marking it here keeps the unread count honest without any script. Opening
+    # it again writes nothing.
+    receipt = inbox.mark_read(g.user, target)
     shares = found_notice.category == "seminar" and found_notice.tenant_id != g.user.tenant_id
     stamped = request.args.get("stamped")
     return render_template("web/notice.html", notice=found_notice, delivered_at=delivered_at, relay_only=relay_only,
@@ -169,11 +172,11 @@ def notice(notice_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/notices/<int:notice_id>/reaction", methods=["POST"])
 def react(notice_id: int):  # type: ignore[no-untyped-def]
-    found_notice, _at, _relay = _delivered(notice_id)
+    target = _delivered(notice_id)
     stamp = request.form.get("stamp") or None
     if stamp is not None and stamp not in STAMPS:
         raise APIError(422, "stamp: attend, absent or read", fields={"stamp": ["unknown"]})
-    inbox.react(g.user, found_notice, stamp)
+    inbox.react(g.user, target, stamp)
     return redirect(url_for("web.notice", notice_id=notice_id, stamped=stamp or "cleared") + "#stamps")
 
 
