@@ -36,6 +36,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.update(test_config)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     _configure_database(app)
+    _trust_proxies(app)
     # Ids are INTEGER columns (32-bit on PostgreSQL): a larger id in a path overflowed the query and answered 500,
     # where no such object is a 404.
     app.url_map.converters["int"] = IdConverter
@@ -71,6 +72,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     http.init_app(app)
     health.init_app(app)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind MUSUBI_PROXY_HOPS proxies, take the client's address, scheme and host from their X-Forwarded-*
+    headers: sign-in throttling counts per client address, and Secure cookies need the scheme the member used."""
+    hops = app.config["MUSUBI"].proxy_hops
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
 
 def _configure_database(app: Flask) -> None:

@@ -158,13 +158,17 @@ def push_group() -> None:
 
 @push_group.command("init-vapid")
 @click.option("--force", is_flag=True, help="replace an existing key (every browser must subscribe again)")
-def push_init_vapid(force: bool) -> None:
+@click.option("--if-missing", is_flag=True, help="keep an existing key and succeed (for deploy scripts)")
+def push_init_vapid(force: bool, if_missing: bool) -> None:
     """Generate the VAPID key pair, kept outside the code (instance folder or MUSUBI_VAPID_FILE)."""
     from federation.config import load_settings
     from federation.push import vapid
 
     try:
         settings = load_settings()
+        if if_missing and not force and settings.vapid_file.exists():
+            click.echo(f"VAPID key kept: {settings.vapid_file}")
+            return
         public = vapid.generate(settings.vapid_file, force=force)
     except (ConfigError, FileExistsError) as exc:
         raise CLIError(str(exc)) from None
@@ -548,12 +552,13 @@ def bench(suite: str | None, out: str | None, scale: float) -> None:
 
 
 @cli.command("faults")
-@click.argument("scenario", required=False)
+@click.argument("scenarios", nargs=-1)
 @click.option("--yes-restart-servers", "confirmed", is_flag=True,
               help="confirm that the drills may restart the PostgreSQL and Redis they are pointed at")
-def faults(scenario: str | None, confirmed: bool) -> None:
-    """Run the fault drills (all, or one: worker-kill, redis-restart, pg-restart, scheduler, web-kill) against the
-    PostgreSQL and Redis named by MUSUBI_FAULT_DATABASE_URL and MUSUBI_FAULT_REDIS_URL. They restart those servers."""
+def faults(scenarios: tuple[str, ...], confirmed: bool) -> None:
+    """Run the fault drills (all, or those named: worker-kill, redis-restart, pg-restart, scheduler, web-kill)
+    against the PostgreSQL and Redis named by MUSUBI_FAULT_DATABASE_URL and MUSUBI_FAULT_REDIS_URL. They restart
+    those servers."""
     from federation.faults import run_faults
 
     # Restarting a database is never something a typo should do: the servers are named and the restart confirmed.
@@ -565,7 +570,7 @@ def faults(scenario: str | None, confirmed: bool) -> None:
     if not confirmed:
         raise CLIError("the drills restart those servers: add --yes-restart-servers")
     try:
-        code = run_faults(scenario)
+        code = run_faults(scenarios)
     except (ValueError, ConfigError) as exc:
         raise CLIError(str(exc)) from None
     if code:

@@ -142,8 +142,10 @@ class Processes:
         from federation.benchmarks.pg import free_port, wait_http
 
         port = free_port()
-        proc = self.start("gunicorn", "-m", "gunicorn", "-w", str(workers), "-k", "gthread", "--threads", "4",
-                          "-b", f"127.0.0.1:{port}", "--log-level", "warning", "federation:create_app()")
+        proc = self.start("gunicorn", "-m", "gunicorn", "-c", "python:federation.gunicorn_conf",
+                          "federation:create_app()",
+                          env={"MUSUBI_WEB_BIND": f"127.0.0.1:{port}", "MUSUBI_WEB_WORKERS": str(workers),
+                               "MUSUBI_WEB_LOG_LEVEL": "warning"})
         wait_http(f"http://127.0.0.1:{port}/healthz")
         return proc, port
 
@@ -559,7 +561,14 @@ def web_kill(stage: Stage) -> int:
     thread = threading.Thread(target=request)
     try:
         thread.start()
-        poll(lambda: _waiting_on_lock(lock), 30, "the publish request to reach the database")
+        try:
+            poll(lambda: _waiting_on_lock(lock), 30, "the publish request to reach the database")
+        except Aborted as exc:
+            # Say where the request was instead: its answer if it came back, and what each session was doing.
+            sessions = lock.conn.execute(
+                "SELECT state, wait_event_type, wait_event, left(query, 60) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall()
+            raise Aborted(f"{exc}; client: {answer}; sessions: {sessions}") from None
         killed = children(web.pid)
         for pid in killed:
             os.kill(pid, signal.SIGKILL)
@@ -622,8 +631,8 @@ def staged(scenario: str, report: Report, target: Target) -> Iterator[Stage]:
             vapid.forget()
 
 
-def run_faults(scenario: str | None) -> int:
-    names = SCENARIOS if scenario in (None, "all") else (scenario,)
+def run_faults(scenarios: tuple[str, ...] = ()) -> int:
+    names = SCENARIOS if not scenarios or "all" in scenarios else scenarios
     for name in names:
         if name not in SCENARIOS:
             raise ValueError(f"unknown scenario {name!r}; one of {', '.join(SCENARIOS)}")

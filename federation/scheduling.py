@@ -89,6 +89,19 @@ def start_embedded(app: Flask) -> BackgroundScheduler:
 
 
 def run_forever(app: Flask) -> None:
+    """Run until SIGTERM or SIGINT, then stop cleanly: the tick in progress finishes (its claims are committed or
+    rolled back as a whole, so nothing is half-published) and the process exits 0, which is what a supervisor
+    (systemd, `docker compose stop`) expects of a deliberate stop."""
+    import signal
+
     scheduler = BlockingScheduler(timezone="UTC")
     _configure(scheduler, app)
+
+    def stop(signum: int, frame: object) -> None:
+        # Not waiting here (the handler runs on the main loop's own thread): this wakes the loop so start() returns;
+        # the executor's threads are joined when the interpreter exits, so a tick already running still finishes.
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     scheduler.start()

@@ -325,6 +325,11 @@ def test_vapid_public_key_is_served_once_initialised_by_the_cli(world, tmp_path,
                            capture_output=True, text=True, timeout=60)
     assert again.returncode != 0 and len(again.stderr.strip().splitlines()) == 1 and "Traceback" not in again.stderr
     assert anon.get("/api/v1/push/vapid-public-key").get_json() == {"public_key": public}
+    # A deploy script's --if-missing keeps the key and succeeds.
+    kept = subprocess.run([sys.executable, "cli.py", "push", "init-vapid", "--if-missing"], cwd=PROJECT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert kept.returncode == 0 and "kept" in kept.stdout, kept.stderr
+    assert json.loads(key_file.read_text())["public_key"] == public
 
     # And a push signed with it is accepted by the push service.
     vapid.forget()
