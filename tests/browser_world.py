@@ -219,7 +219,8 @@ _WIDEST = """() => [...document.querySelectorAll('body *')]
   .map(el => [el.getBoundingClientRect().right, el])
   .filter(([right]) => right > window.innerWidth)
   .sort((a, b) => b[0] - a[0]).slice(0, 3)
-  .map(([right, el]) => `${el.tagName.toLowerCase()}${el.className ? '.' + el.className : ''} ends at ${Math.round(right)}px`)
+  .map(([right, el]) => `${el.tagName.toLowerCase()}${el.className ? '.' + el.className : ''}`
+    + ` ends at ${Math.round(right)}px`)
   .join('; ')"""
 
 
