@@ -791,3 +791,10 @@ def test_revoking_the_authors_role_before_a_scheduled_publish_delivers_nothing(w
     refused = audit_entries(world.app, "notice.refused", nid)
     assert len(refused) == 1 and refused[0]["actor"] == f"user:{tenant}/{author}"
     assert audit_entries(world.app, "notice.deliver", nid) == []
+    assert audit_entries(world.app, "notice.publish", nid) == []
+    # The notice does not pretend to have gone out: it is a draft again, for someone who may publish to send.
+    shown = world.as_(*admin).get(f"/api/v1/tenants/{tenant}/notices/{nid}").get_json()
+    assert shown["status"] == "draft" and shown["published_at"] is None and shown["publish_at"] is None
+    # A later tick does not try again.
+    tick(world.app)
+    assert len(audit_entries(world.app, "notice.refused", nid)) == 1

@@ -2,7 +2,8 @@
 
 Every tick claims due rows with a conditional UPDATE (status 'scheduled' → 'published' where publish_at has passed):
 of two schedulers ticking at once, only one UPDATE matches a row, so a notice is published once; a scheduler that
-was down publishes everything that fell due meanwhile on its first tick. The same goes for reminders
+was down publishes everything that fell due meanwhile on its first tick. A notice whose author may no longer
+publish goes back to the drafts instead, with the refusal audited. The same goes for reminders
 (reminder_sent_at claimed in one UPDATE). A cascade whose start job was lost (a crash between commit and enqueue) is
 queued again.
 """
@@ -15,7 +16,9 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from federation.audit.chain import record
+from federation.auth.service import subject_of
 from federation.extensions import db, utcnow
+from federation.firewall import firewall
 from federation.jobs import enqueue_after_commit
 from federation.notices.cascade import start_cascade
 from federation.notices.models import Notice
@@ -30,19 +33,31 @@ def publish_due() -> list[int]:
     ids = list(db.session.execute(
         update(Notice).where(Notice.status == "scheduled", Notice.publish_at <= now)
         .values(status="published", published_at=now).returning(Notice.id)).scalars())
+    published: list[int] = []
+    snap = firewall.current()
     for notice_id in ids:
-        record("notice.publish", actor="system:scheduler", tenant=_slug(notice_id),
+        notice = db.session.get(Notice, notice_id)
+        if notice is None:
+            continue
+        origin, author = notice.tenant.slug, subject_of(notice.author)
+        if not snap.allowed(author, origin, "notices", "publish"):
+            # The author lost the right while the notice waited (F2, F7). Nothing goes out, and the notice goes back
+            # to the drafts rather than showing as published: someone who may publish can send it.
+            notice.status, notice.published_at, notice.publish_at = "draft", None, None
+            record("notice.refused", actor=author.key, tenant=origin,
+                   data={"notice_id": notice_id, "scheduled": True, "reason": "the author may no longer publish"})
+            continue
+        record("notice.publish", actor="system:scheduler", tenant=origin,
                data={"notice_id": notice_id, "scheduled": True})
         enqueue_after_commit(start_cascade, notice_id, job_id=f"cascade-{notice_id}")
+        published.append(notice_id)
     db.session.commit()
-    if ids:
-        log.info("published %d scheduled notices: %s", len(ids), ids)
-    return ids
-
-
-def _slug(notice_id: int) -> str:
-    notice = db.session.get(Notice, notice_id)
-    return notice.tenant.slug if notice else "?"
+    if published:
+        log.info("published %d scheduled notices: %s", len(published), published)
+    if len(published) < len(ids):
+        log.warning("scheduled notices back to draft, their authors may no longer publish: %s",
+                    sorted(set(ids) - set(published)))
+    return published
 
 
 def requeue_stuck() -> list[int]:
