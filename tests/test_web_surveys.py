@@ -166,6 +166,38 @@ def test_officer_sees_results_rates_per_branch_and_the_csv(world: World, app: Fl
     assert Browser(app, "union-a", "a1").get(csv_link.group(1)).status_code == 403
 
 
+def test_the_list_counts_each_survey_as_its_results_do(world: World, app: Flask) -> None:
+    """The officers' list counts every survey at once; its figures are the results page's, survey by survey, and
+    a member who answered and was then suspended leaves both the members and the answered (as on the results)."""
+    named, anonymous, untouched = (api_survey(world, title=t, anonymous=anon)
+                                   for t, anon in (("記名アンケート", False), ("匿名アンケート", True),
+                                                   ("未回答アンケート", False)))
+
+    def answer(login_id: str, survey: dict[str, Any]) -> None:
+        q = [x["id"] for x in survey["questions"]]
+        r = world.as_("union-a", login_id).post(f"{API}/{survey['id']}/answers",
+                                                json={"answers": {str(q[0]): 1, str(q[1]): [2]}})
+        assert r.status_code == 201, r.get_json()
+
+    for login_id in ("a1", "a2"):
+        answer(login_id, named)
+    answer("a1", anonymous)
+    r = world.as_("union-a", "aadmin").patch("/api/v1/tenants/union-a/members/a2", json={"status": "suspended"})
+    assert r.status_code == 200, r.get_json()
+
+    listing = visible_text(Browser(app, "union-a", "aeditor").text(LIST))
+    for survey in (named, anonymous, untouched):
+        got = results(world, survey["id"])
+        shown = f"{got['members']}人中{got['answered']}人（{round(got['rate'] * 100)}%）"
+        assert re.search(re.escape(survey["title"]) + r".*?" + re.escape(shown), listing), (survey["title"], shown)
+    assert (results(world, named["id"])["answered"], results(world, named["id"])["members"]) == (1, 4)
+    # A member's own list marks what they answered, survey by survey; the API says the same.
+    items = {i["title"]: i["answered"] for i in world.as_("union-a", "a1").get(API).get_json()["items"]}
+    assert items == {"記名アンケート": True, "匿名アンケート": True, "未回答アンケート": False}
+    mine = Browser(app, "union-a", "a1").text(LIST)
+    assert mine.count("回答済み") == 2, visible_text(mine)
+
+
 def test_bad_answer_is_shown_with_422_and_stores_nothing(world: World, app: Flask) -> None:
     s = api_survey(world)
     q = [x["id"] for x in s["questions"]]

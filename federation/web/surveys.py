@@ -64,10 +64,11 @@ def surveys(slug: str):  # type: ignore[no-untyped-def]
     if not officer:
         # Members are asked only about what they can still answer; results are the officers'.
         rows = [s for s in rows if service.is_open(s)]
-    rates = {s.id: service.response_rates(s)[:2] for s in rows} if officer else {}
+    rates = service.response_totals(tenant, rows) if officer else {}
+    mine = service.answered_among(rows, g.user)
     return render_template("web/surveys.html", tenant=tenant, surveys=rows, officer=officer, rates=rates,
                            is_open={s.id: service.is_open(s) for s in rows}, now=utcnow(),
-                           answered={s.id: service.has_answered(s, g.user) for s in rows},
+                           answered={s.id: s.id in mine for s in rows},
                            done=request.args.get("done"))
 
 

@@ -7,7 +7,7 @@ import json
 import secrets
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from federation.errors import conflict, invalid
@@ -42,6 +42,15 @@ def questions(survey: Survey) -> list[SurveyQuestion]:
 
 def has_answered(survey: Survey, user: User) -> bool:
     return db.session.get(SurveyParticipant, (survey.id, user.id)) is not None
+
+
+def answered_among(surveys: list[Survey], user: User) -> set[int]:
+    """Which of these surveys the user has answered, in one query (the list page asks it of every row)."""
+    ids = [s.id for s in surveys]
+    if not ids:
+        return set()
+    return set(db.session.execute(select(SurveyParticipant.survey_id).where(
+        SurveyParticipant.user_id == user.id, SurveyParticipant.survey_id.in_(ids))).scalars())
 
 
 def is_open(survey: Survey) -> bool:
@@ -113,6 +122,22 @@ def delete_survey(survey: Survey) -> None:
 
 def _rate(answered: int, members: int) -> float:
     return round(answered / members, 4) if members else 0.0
+
+
+def response_totals(tenant: Tenant, surveys: list[Survey]) -> dict[int, tuple[int, int]]:
+    """Each survey's (members, answered) for the officers' list, in two queries however many surveys there are.
+    Counted as response_rates counts: active members of the union, and those of them who answered."""
+    ids = [s.id for s in surveys]
+    if not ids:
+        return {}
+    members = db.session.execute(select(func.count()).select_from(User).where(
+        User.tenant_id == tenant.id, User.status == "active")).scalar_one()
+    answered = dict(db.session.execute(
+        select(SurveyParticipant.survey_id, func.count())
+        .join(User, User.id == SurveyParticipant.user_id)
+        .where(SurveyParticipant.survey_id.in_(ids), User.tenant_id == tenant.id, User.status == "active")
+        .group_by(SurveyParticipant.survey_id)).all())
+    return {i: (members, answered.get(i, 0)) for i in ids}
 
 
 def response_rates(survey: Survey) -> tuple[int, int, list[dict[str, Any]]]:

@@ -22,11 +22,11 @@ blp = Blueprint("surveys", __name__, url_prefix="/api/v1", description="A union'
 # Ids in paths stop at the 32-bit column range: a larger number is no row (404), not a driver overflow (500).
 
 
-def _out(survey: Survey, *, with_questions: bool = True) -> dict:
+def _out(survey: Survey, *, with_questions: bool = True, answered: bool | None = None) -> dict:
     out = {c: getattr(survey, c) for c in ("id", "title", "description", "anonymous", "opens_at", "closes_at",
                                            "created_at")}
     out["is_open"] = service.is_open(survey)
-    out["answered"] = service.has_answered(survey, g.user)
+    out["answered"] = service.has_answered(survey, g.user) if answered is None else answered
     if with_questions:
         out["questions"] = service.questions(survey)
     return out
@@ -38,7 +38,9 @@ class Surveys(MethodView):
     def get(self, slug):
         """The union's surveys, newest first, each with whether you have answered"""
         tenant, _ = access_tenant(slug, "surveys", "read", kind="union")
-        return {"items": [_out(s, with_questions=False) for s in service.listing(tenant)]}
+        rows = service.listing(tenant)
+        mine = service.answered_among(rows, g.user)
+        return {"items": [_out(s, with_questions=False, answered=s.id in mine) for s in rows]}
 
     @blp.arguments(SurveyIn)
     @blp.response(201, SurveyOut)
