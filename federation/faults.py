@@ -139,13 +139,11 @@ class Processes:
         return self.start(name, "cli.py", "scheduler")
 
     def gunicorn(self, workers: int = 2) -> tuple[subprocess.Popen, int]:
-        from federation.benchmarks.pg import free_port, wait_http
+        from federation.benchmarks.pg import free_port, wait_http, web_command
 
         port = free_port()
-        proc = self.start("gunicorn", "-m", "gunicorn", "-c", "python:federation.gunicorn_conf",
-                          "federation:create_app()",
-                          env={"MUSUBI_WEB_BIND": f"127.0.0.1:{port}", "MUSUBI_WEB_WORKERS": str(workers),
-                               "MUSUBI_WEB_LOG_LEVEL": "warning"})
+        args, env = web_command(port, workers)
+        proc = self.start("gunicorn", *args, env=env)
         wait_http(f"http://127.0.0.1:{port}/healthz")
         return proc, port
 

@@ -66,6 +66,16 @@ def wait_http(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} never answered")
 
 
+def web_command(port: int, workers: int, **settings: int | str | None) -> tuple[list[str], dict[str, str]]:
+    """Web processes started the way production starts them: the python arguments and environment for gunicorn
+    with the shipped settings, sized through the same variables an operator sets (MUSUBI_WEB_*). A setting given
+    as None keeps the shipped default."""
+    env = {"MUSUBI_WEB_BIND": f"127.0.0.1:{port}", "MUSUBI_WEB_WORKERS": str(workers),
+           "MUSUBI_WEB_LOG_LEVEL": "warning",
+           **{f"MUSUBI_WEB_{k.upper()}": str(v) for k, v in settings.items() if v is not None}}
+    return ["-m", "gunicorn", "-c", "python:federation.gunicorn_conf", "federation:create_app()"], env
+
+
 def stop(procs: list[subprocess.Popen]) -> None:
     for p in procs:
         if p.poll() is None:
@@ -87,15 +97,10 @@ class Scratch:
         self.procs.append(proc)
         return proc
 
-    def gunicorn(self, workers: int = 2, threads: int = 4, **settings: int) -> int:
-        """Web processes started the way production starts them: the shipped gunicorn settings, sized here through
-        the same variables an operator sets (MUSUBI_WEB_*)."""
+    def gunicorn(self, workers: int = 2, threads: int = 4, **settings: int | str) -> int:
         port = free_port()
-        env = {"MUSUBI_WEB_BIND": f"127.0.0.1:{port}", "MUSUBI_WEB_WORKERS": str(workers),
-               "MUSUBI_WEB_THREADS": str(threads), "MUSUBI_WEB_ACCESS_LOG": "", "MUSUBI_WEB_LOG_LEVEL": "warning",
-               **{f"MUSUBI_WEB_{k.upper()}": str(v) for k, v in settings.items()}}
-        self.spawn(["-m", "gunicorn", "-c", "python:federation.gunicorn_conf", "federation:create_app()"],
-                   "gunicorn", env=env)
+        args, env = web_command(port, workers, threads=threads, access_log="", **settings)
+        self.spawn(args, "gunicorn", env=env)
         wait_http(f"http://127.0.0.1:{port}/healthz")
         return port
 
