@@ -40,6 +40,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # Ids are INTEGER columns (32-bit on PostgreSQL): a larger id in a path overflowed the query and answered 500,
     # where no such object is a 404.
     app.url_map.converters["int"] = IdConverter
+    # g.user and g.auth_session load on first use: most API calls need only who is calling (g.subject, g.caller).
+    from federation.auth.service import RequestGlobals
+
+    app.app_ctx_globals_class = RequestGlobals
 
     db.init_app(app)
     api.init_app(app, spec_kwargs={"info": {"description": "musubi: federation notices that reach union members "

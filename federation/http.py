@@ -29,7 +29,7 @@ def init_app(app: Flask) -> None:
         if g.get("via_cookie") and request.method not in SAFE_METHODS and request.path.startswith("/api/"):
             # A browser sends the cookie on cross-site requests too; only our own pages know the CSRF token.
             sent = request.headers.get("X-CSRF-Token", "")
-            if not hmac.compare_digest(sent, g.auth_session.csrf_token):
+            if not hmac.compare_digest(sent, g.caller.csrf_token):
                 raise APIError(403, "missing or wrong X-CSRF-Token for a cookie-authenticated write",
                                code="csrf_failed")
 

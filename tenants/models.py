@@ -92,6 +92,11 @@ class User(db.Model):
     def subject(self) -> str:
         return f"user:{self.tenant.slug}/{self.login_id}"
 
+    @property
+    def unit_path(self) -> str | None:
+        """The materialised path of the member's unit (what scopes their inbox), None outside any unit."""
+        return self.unit.path if self.unit is not None else None
+
 
 class RoleGrant(db.Model):
     """A role held by a user in their home tenant (the Casbin domain). `member` of a union is never granted:

@@ -85,4 +85,4 @@ class Me(MethodView):
                  for gr in firewall.grants_of(subject)]
         roles += [{"role": r, "tenant": subject.tenant, "unit_id": None, "derived": True}
                   for r in firewall.roles_of(subject) if r not in {x["role"] for x in roles}]
-        return {"user": user, "tenant": user.tenant, "roles": roles, "csrf_token": g.auth_session.csrf_token}
+        return {"user": user, "tenant": user.tenant, "roles": roles, "csrf_token": g.caller.csrf_token}

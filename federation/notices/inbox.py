@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, bindparam, case, exists, func, or_, select
 
@@ -27,13 +27,21 @@ class Scope:
     relays: bool
 
 
-def scope_of(user: User, subject: Subject) -> Scope:
+class Member(Protocol):
+    """What the inbox reads of a member: a User row, or the request's Caller (which needs no second query)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def tenant_id(self) -> int: ...
+    @property
+    def unit_path(self) -> str | None: ...
+
+
+def scope_of(user: Member, subject: Subject) -> Scope:
     paths = [""]
-    if user.unit is not None:
-        unit_path = user.unit.path
-        if unit_path:
-            parts = [p for p in unit_path.split("/") if p]
-            paths += ["/" + "/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
+    parts = [p for p in (user.unit_path or "").split("/") if p]
+    paths += ["/" + "/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
     relays = firewall.allowed(subject, subject.tenant, "notices", "relay")
     return Scope(user.tenant_id, tuple(paths), relays)
 
@@ -84,7 +92,7 @@ def _inbox_statements(relays: bool, with_cursor: bool):  # type: ignore[no-untyp
     return stmt, unread
 
 
-def inbox_page(user: User, subject: Subject, *, limit: int, after: tuple[datetime, int] | None) -> dict[str, Any]:
+def inbox_page(user: Member, subject: Subject, *, limit: int, after: tuple[datetime, int] | None) -> dict[str, Any]:
     """One round trip: the page (with each notice, its tenant and the member's receipt) and the unread count.
 
     The inbox is the hottest read of the service (every member, after every shift): one prepared SQL statement
@@ -142,7 +150,7 @@ def _target_statement(relays: bool):  # type: ignore[no-untyped-def]
                                      Receipt.user_id == bindparam("user_id"))))
 
 
-def receipt_target(user: User, subject: Subject, notice_id: int) -> Target | None:
+def receipt_target(user: Member, subject: Subject, notice_id: int) -> Target | None:
     """The notice if it is in this user's inbox (else None), with their receipt, in one statement."""
     scope = scope_of(user, subject)
     row = db.session.execute(_target_statement(scope.relays), {
@@ -153,7 +161,7 @@ def receipt_target(user: User, subject: Subject, notice_id: int) -> Target | Non
                   row.reaction, bool(row.shared_with_organizer))
 
 
-def delivered_to(user: User, subject: Subject, notice_id: int) -> tuple[Notice, datetime, bool] | None:
+def delivered_to(user: Member, subject: Subject, notice_id: int) -> tuple[Notice, datetime, bool] | None:
     """The notice if it is in this user's inbox, with its delivery time and relay mark; None otherwise."""
     target = receipt_target(user, subject, notice_id)
     if target is None:
@@ -191,7 +199,7 @@ def _upsert_statement(dialect: str, stamp: bool):  # type: ignore[no-untyped-def
             .returning(Receipt.read_at, Receipt.reaction, Receipt.shared_with_organizer))
 
 
-def _upsert(user: User, notice_id: int, values: dict[str, Any], *, stamp: bool) -> dict[str, Any]:
+def _upsert(user: Member, notice_id: int, values: dict[str, Any], *, stamp: bool) -> dict[str, Any]:
     stmt = _upsert_statement(db.session.get_bind().dialect.name, stamp)
     row = db.session.execute(stmt, {"notice_id": notice_id, "user_id": user.id, "tenant_id": user.tenant_id,
                                     **values}).one()
@@ -200,14 +208,14 @@ def _upsert(user: User, notice_id: int, values: dict[str, Any], *, stamp: bool) 
     return _state(notice_id, row.read_at, row.reaction, row.shared_with_organizer)
 
 
-def mark_read(user: User, notice: Notice | Target) -> dict[str, Any]:
+def mark_read(user: Member, notice: Notice | Target) -> dict[str, Any]:
     """Mark read (idempotent): the first read time stays. Already read, as a Target knows, writes nothing."""
     if isinstance(notice, Target) and notice.read_at is not None:
         return _state(notice.id, notice.read_at, notice.reaction, notice.shared_with_organizer)
     return _upsert(user, notice.id, {"read_at": utcnow(), "shared_with_organizer": False}, stamp=False)
 
 
-def react(user: User, notice: Notice | Target, stamp: str | None) -> dict[str, Any]:
+def react(user: Member, notice: Notice | Target, stamp: str | None) -> dict[str, Any]:
     now = utcnow()
     # F4: only an `attend` to a federation seminar shares the member's name, kana and union with the organizer.
     shared = bool(stamp == "attend" and notice.category == "seminar" and notice.tenant_id != user.tenant_id)

@@ -61,7 +61,7 @@ class Notices(MethodView):
             if q["status"]:
                 stmt = stmt.where(Notice.status == q["status"])
         else:
-            page = inbox.inbox_page(g.user, subject, limit=1000, after=None)
+            page = inbox.inbox_page(g.caller, subject, limit=1000, after=None)
             ids = [i["notice"].id for i in page["items"] if i["notice"].tenant_id == tenant.id]
             stmt = stmt.where(Notice.id.in_(ids))
         if after:
@@ -99,7 +99,7 @@ class OneNotice(MethodView):
         if notice is not None and notice.tenant_id == tenant.id and service.may_edit(notice, subject):
             return notice
         # Recipients see it only while it is in their inbox: a union's notice never leaks by id (F1, F5).
-        if notice is None or inbox.delivered_to(g.user, subject, notice_id) is None:
+        if notice is None or inbox.delivered_to(g.caller, subject, notice_id) is None:
             raise Denied(404)
         if notice.tenant_id != tenant.id and slug != subject.tenant:
             raise Denied(404)
@@ -199,14 +199,15 @@ class Inbox(MethodView):
                     from None
         # The first page is what members open over and over: served from the per-process cache while the union's,
         # the user's and the policy's versions (all read by this request's sign-in query) are unchanged.
-        stamp = (g.user.tenant.inbox_version, g.user.inbox_version, firewall.snapshot().version)
+        caller = g.caller
+        stamp = (caller.tenant_inbox_version, caller.inbox_version, caller.policy_version)
         key = (subject.user_id, q["limit"])
         if parsed is None:
             body = inbox_cache.cache().get(key, stamp)
             if body is not None:
                 return current_app.response_class(body, mimetype="application/json",
                                                   headers={"X-Inbox-Cache": "hit"})
-        page = inbox.inbox_page(g.user, subject, limit=q["limit"], after=parsed)
+        page = inbox.inbox_page(g.caller, subject, limit=q["limit"], after=parsed)
         cursor = page.pop("cursor")
         page["next_cursor"] = encode_cursor(cursor[0].isoformat(), cursor[1]) if cursor else None
         body = json.dumps(InboxPage().dump(page), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -217,7 +218,7 @@ class Inbox(MethodView):
 
 def _in_my_inbox(notice_id: int) -> inbox.Target:
     subject = require_caller()
-    found = inbox.receipt_target(g.user, subject, notice_id)
+    found = inbox.receipt_target(g.caller, subject, notice_id)
     if found is None:
         raise Denied(404)
     return found
@@ -228,7 +229,7 @@ class MarkRead(MethodView):
     @blp.response(200, ReceiptState)
     def post(self, notice_id):
         """Mark read (idempotent)"""
-        return inbox.mark_read(g.user, _in_my_inbox(notice_id))
+        return inbox.mark_read(g.caller, _in_my_inbox(notice_id))
 
 
 @blp.route("/me/inbox/<int:notice_id>/reaction")
@@ -238,6 +239,6 @@ class Reaction(MethodView):
     def put(self, body, notice_id):
         """React with a stamp: attend, absent or read (null clears). Attending a federation seminar shares your
         name, reading and union with its organizer"""
-        return inbox.react(g.user, _in_my_inbox(notice_id), body["stamp"])
+        return inbox.react(g.caller, _in_my_inbox(notice_id), body["stamp"])
 
 
