@@ -106,6 +106,16 @@ class RowLock:
         self.conn = psycopg.connect(self.url)
         self.conn.execute(statement, params)
 
+    def activity(self, columns: str, where: str = "true") -> list[tuple]:
+        """Rows of pg_stat_activity for this database, read on a connection of its own: inside the transaction
+        that holds the lock the view is a snapshot taken at its first read, and a session that started waiting
+        after that read would never be seen."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return conn.execute(f"SELECT {columns} FROM pg_stat_activity WHERE datname = current_database() "
+                                f"AND pid <> pg_backend_pid() AND {where}").fetchall()
+
     def release(self) -> None:
         if self.conn is not None:
             try:
@@ -563,9 +573,7 @@ def web_kill(stage: Stage) -> int:
             poll(lambda: _waiting_on_lock(lock), 30, "the publish request to reach the database")
         except Aborted as exc:
             # Say where the request was instead: its answer if it came back, and what each session was doing.
-            sessions = lock.conn.execute(
-                "SELECT state, wait_event_type, wait_event, left(query, 60) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall()
+            sessions = lock.activity("state, wait_event_type, wait_event, left(query, 60)")
             raise Aborted(f"{exc}; client: {answer}; sessions: {sessions}") from None
         killed = children(web.pid)
         for pid in killed:
@@ -592,9 +600,7 @@ def web_kill(stage: Stage) -> int:
 
 
 def _waiting_on_lock(lock: RowLock) -> bool:
-    row = lock.conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                            "AND datname = current_database()").fetchone()
-    return bool(row and row[0])
+    return bool(lock.activity("pid", "wait_event_type = 'Lock'"))
 
 
 # --- running them ----------------------------------------------------------------------------------------------------
