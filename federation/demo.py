@@ -179,8 +179,9 @@ def _notices(fed: Tenant) -> None:
     jobs.drain(timeout=300)
 
 
-def _demo_pdf(title: str) -> bytes:
-    """A one-page PDF with its title in the document information, enough for a phone's viewer to open."""
+def one_page_pdf(title: str) -> bytes:
+    """A one-page PDF with a correct cross-reference table and its title in the document information: any reader
+    (a phone's viewer, the upload's content check) accepts it. The demo's documents and the browser tests use it."""
     objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
                b"<< /Title <FEFF" + title.encode("utf-16-be").hex().upper().encode() + b"> >>"]
@@ -220,7 +221,7 @@ def _union_space(union: Tenant, admin: User) -> None:
     title = "第25回定期大会 議案書"
     docs.create_document(union, editor, subject_of(editor),
                          DocumentForm().load({"title": title, "folder": "定期大会", "tags": "大会,議案"}),
-                         FileStorage(io.BytesIO(_demo_pdf(title)), filename=f"{title}.pdf"))
+                         FileStorage(io.BytesIO(one_page_pdf(title)), filename=f"{title}.pdf"))
     now = utcnow()
     surveys.create_survey(union, editor, SurveyIn().load({
         "title": "2027春闘 要求アンケート", "description": "職場の声を要求づくりに生かします。無記名です。",

@@ -15,24 +15,13 @@ from pathlib import Path
 import pytest
 from browser_world import DESKTOP, PHONE, PW, ServedWorld, browser_missing_reason, expect, shoot, sign_in
 
+from federation.demo import one_page_pdf
+
 pytestmark = pytest.mark.skipif(browser_missing_reason() is not None, reason=browser_missing_reason() or "")
 
 
 def tiny_pdf() -> bytes:
-    """A one-page PDF with a correct cross-reference table, so any reader (and the content sniffing) accepts it."""
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
-               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>"]
-    out = b"%PDF-1.4\n"
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return out
+    return one_page_pdf("議案書")
 
 
 def tiny_png() -> bytes:
