@@ -119,3 +119,57 @@ def test_cookie_writes_need_the_csrf_token(world):
     r = c.post("/api/v1/tenants/union-a/members", json=body, headers={"X-CSRF-Token": csrf})
     assert r.status_code == 201
     assert c.get("/api/v1/me").status_code == 200  # reads need no token
+
+
+def test_a_cached_inbox_page_costs_the_sign_in_query_alone(world, app):
+    """The sign-in query brings everything the inbox needs: a page served from the cache sends one statement to the
+    database, and g.user is not loaded for it. /me, which shows the user's row, reads it."""
+    from sqlalchemy import event
+
+    from federation.extensions import db
+
+    member = world.as_("union-a", "a1")
+    assert member.get("/api/v1/me/inbox").headers["X-Inbox-Cache"] in ("hit", "miss")
+    with app.app_context():
+        engine = db.engine
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        r = member.get("/api/v1/me/inbox")
+        assert r.status_code == 200 and r.headers["X-Inbox-Cache"] == "hit"
+        assert len(statements) == 1 and "auth_sessions" in statements[0], statements
+        statements.clear()
+        me = member.get("/api/v1/me").get_json()
+        assert me["user"]["login_id"] == "a1" and me["tenant"]["slug"] == "union-a"
+        assert len(statements) == 2 and "FROM users" in statements[1], statements
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
+
+def test_g_user_is_the_row_the_request_already_holds(world, app):
+    """A view that loaded and changed the caller's own row before asking for g.user gets that same object back,
+    with its change, not a fresh copy laid over it."""
+    from flask import g
+
+    from federation.auth.service import load_caller
+    from federation.extensions import db
+    from tenants.models import User
+
+    token = world.as_("union-a", "a1").token
+    with app.test_request_context("/api/v1/me", headers={"Authorization": f"Bearer {token}"}):
+        load_caller()
+        mine = db.session.get(User, g.caller.id)
+        mine.display_name = "変更中 一郎"
+        assert g.user is mine and g.user.display_name == "変更中 一郎"
+        db.session.rollback()
+    with app.test_request_context("/api/v1/me", headers={"Authorization": f"Bearer {token}"}):
+        load_caller()
+        assert g.user.login_id == "a1" and g.user.display_name != "変更中 一郎"
+        assert g.auth_session.id == g.caller.session_id and g.auth_session.revoked_at is None
+    with app.test_request_context("/api/v1/me"):
+        load_caller()
+        assert g.user is None and g.get("user") is None and g.auth_session is None

@@ -18,6 +18,7 @@ from flask import current_app, g, request
 from flask.ctx import _AppCtxGlobals
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from federation.auth.models import AuthSession, LoginFailure
 from federation.auth.passwords import verify_password
@@ -163,7 +164,11 @@ def load_caller() -> None:
 
 def _attached(model: type, row_id: int) -> Any:
     """The row read like the sign-in query, on an autocommit connection of its own, then attached to the request's
-    session without another query: a view that reads nothing else (/me) pays no BEGIN and no ROLLBACK for it."""
+    session without another query: a view that reads nothing else (/me) pays no BEGIN and no ROLLBACK for it. A row
+    the request has already loaded (and may have changed) is the one returned: nothing is copied over it."""
+    held = db.session.identity_map.get(identity_key(model, row_id))
+    if held is not None:
+        return held
     with db.engine.connect() as conn, Session(bind=conn.execution_options(isolation_level="AUTOCOMMIT")) as lookup:
         found = lookup.get(model, row_id)
         if found is None:
@@ -174,8 +179,8 @@ def _attached(model: type, row_id: int) -> Any:
 
 class RequestGlobals(_AppCtxGlobals):
     """Flask's `g`, where `g.user` (the caller's User row, with tenant and unit) and `g.auth_session` are loaded
-    on first use, in the request's own session, by the id the sign-in query found. Both are None for an anonymous
-    request. Views that only need who is calling use g.subject or g.caller and cost no second query."""
+    on first use and attached to the request's session, by the id the sign-in query found. Both are None for an
+    anonymous request. Views that only need who is calling use g.subject or g.caller and cost no second query."""
 
     def __getattr__(self, name: str) -> Any:
         if name in ("user", "auth_session"):
