@@ -169,6 +169,14 @@ def delivered_to(user: Member, subject: Subject, notice_id: int) -> tuple[Notice
     return db.session.get(Notice, notice_id), target.delivered_at, target.relay_only  # type: ignore[return-value]
 
 
+def visible_ids(user: Member, subject: Subject):  # type: ignore[no-untyped-def]
+    """The ids of the notices in this member's inbox, as a subquery with its values bound: the same conditions as
+    the inbox page, for a list that narrows them further (a tenant's notices as a member sees them)."""
+    scope = scope_of(user, subject)
+    return (select(Delivery.notice_id).join(Notice, Notice.id == Delivery.notice_id)
+            .where(*_visible_conditions(scope.relays)).params(**_scope_params(scope)))
+
+
 def _state(notice_id: int, read_at: datetime | None, reaction: str | None, shared: bool) -> dict[str, Any]:
     return {"notice_id": notice_id, "read_at": read_at, "reaction": reaction, "shared_with_organizer": bool(shared)}
 
