@@ -1,0 +1,168 @@
+"""Every GET of the OpenAPI document and every page, with real objects in the path (the notices, documents, surveys,
+applications, attachments and invitations of a federation and two unions), asked by every kind of caller: never a
+server error, and every API refusal in the one error shape. The fuzzer (test_hostile_input.py) mostly meets made-up
+ids and 404s; this walks the paths an officer, a member or an auditor actually opens. It found a member's list of
+their union's notices answering 500."""
+from __future__ import annotations
+
+import io
+import itertools
+import re
+
+import pytest
+from conftest import World
+
+from federation.demo import one_page_pdf
+
+CALLERS = {
+    "federation staff": ("fed", "staff"),
+    "federation admin": ("fed", "fadmin"),
+    "council officer": ("fed", "tokyo"),
+    "union admin": ("union-a", "aadmin"),
+    "union editor": ("union-a", "aeditor"),
+    "member": ("union-a", "a1"),
+    "neighbour member": ("union-b", "b1"),
+    "neighbour admin": ("union-b", "badmin"),
+    "auditor": ("platform", "aud"),
+    "platform operator": ("platform", "ops"),
+}
+# Answers that are files or pictures rather than JSON.
+NOT_JSON = re.compile(r"(\.csv|\.png|\.svg|/download|/export|/attachments/\{attachment_id\})$")
+
+
+def _ok(r, what: str) -> dict:  # type: ignore[no-untyped-def]
+    assert r.status_code in (200, 201, 202), (what, r.status_code, r.get_json())
+    return r.get_json()
+
+
+def _objects(world: World) -> dict[str, list[str]]:
+    """One of everything, made through the API the way people make them; path parameter -> values to try."""
+    staff, aeditor, aadmin, a1 = (world.as_(*CALLERS[k]) for k in ("federation staff", "union editor",
+                                                                    "union admin", "member"))
+    A = "/api/v1/tenants/union-a"  # noqa: N806
+
+    def notice(api, slug: str, title: str) -> int:  # type: ignore[no-untyped-def]
+        made = _ok(api.post(f"/api/v1/tenants/{slug}/notices", json={
+            "title": title, "body": "本文", "category": "seminar", "audience": {"all": True}}), title)
+        _ok(api.post(f"/api/v1/tenants/{slug}/notices/{made['id']}/publish"), title)
+        return made["id"]
+
+    fed_notice = notice(staff, "fed", "連合会セミナー")
+    union_notice = notice(aeditor, "union-a", "A労組 職場集会")
+    b_notice = notice(world.as_("union-b", "beditor"), "union-b", "B労組 職場集会")
+    _ok(a1.put(f"/api/v1/me/inbox/{fed_notice}/reaction", json={"stamp": "attend"}), "stamp")
+    doc = _ok(aeditor.post(f"{A}/documents", data={
+        "title": "議案書", "file": (io.BytesIO(one_page_pdf("議案書")), "議案書.pdf", "application/pdf")},
+        content_type="multipart/form-data"), "document")
+    survey = _ok(aeditor.post(f"{A}/surveys", json={
+        "title": "職場アンケート", "anonymous": True, "opens_at": "2026-01-01T00:00:00+09:00",
+        "closes_at": "2099-01-01T00:00:00+09:00",
+        "questions": [{"kind": "single", "text": "満足ですか", "options": ["はい", "いいえ"]}]}), "survey")
+    _ok(a1.post(f"{A}/surveys/{survey['id']}/answers", json={"answers": {str(survey["questions"][0]["id"]): 0}}),
+        "answer")
+    kind = _ok(aadmin.post(f"{A}/application-types", json={
+        "name": "慶弔費申請", "fields": [{"key": "event", "label": "事由", "kind": "text", "required": True}]}),
+        "application type")
+    application = _ok(a1.post(f"{A}/applications", json={"type_id": kind["id"], "values": {"event": "結婚"}}),
+                      "application")
+    attachment = _ok(a1.post(f"{A}/applications/{application['id']}/attachments", data={
+        "file": (io.BytesIO(one_page_pdf("会葬礼状")), "会葬礼状.pdf", "application/pdf")},
+        content_type="multipart/form-data"), "attachment")
+    invitation = _ok(aadmin.post(f"{A}/invitations", json={"valid_days": 30}), "invitation")
+    return {
+        "slug": ["fed", "union-a", "union-b", "platform"],
+        "fed": ["fed"],
+        "union": ["union-a"],
+        "notice_id": [str(fed_notice), str(union_notice), str(b_notice)],
+        "document_id": [str(doc["id"])],
+        "survey_id": [str(survey["id"])],
+        "app_id": [str(application["id"])],
+        "attachment_id": [str(attachment["id"])],
+        "inv_id": [str(invitation["id"])],
+        "token": [invitation["token"]],
+        "login_id": ["a1", "b1", "staff"],
+    }
+
+
+def test_every_get_on_real_objects_answers_every_caller_without_a_server_error(world: World) -> None:
+    values = _objects(world)
+    paths = [p for p, ops in world.client.get("/api/v1/openapi.json").get_json()["paths"].items() if "get" in ops]
+    assert len(paths) >= 40
+    asked = 0
+    failures: list[str] = []
+    for who, (tenant, login_id) in CALLERS.items():
+        api = world.as_(tenant, login_id)
+        for template in paths:
+            names = re.findall(r"\{(\w+)\}", template)
+            missing = [n for n in names if n not in values]
+            assert not missing, f"{template}: no real value for {missing}; add one to _objects"
+            for combo in itertools.product(*(values[n] for n in names)):
+                path = template
+                for name, value in zip(names, combo, strict=True):
+                    path = path.replace("{" + name + "}", value)
+                r = api.get(path)
+                asked += 1
+                if r.status_code >= 500:
+                    failures.append(f"{who} GET {path}: {r.status_code} {r.get_data(as_text=True)[:200]}")
+                elif r.status_code >= 400:
+                    body = r.get_json(silent=True) or {}
+                    if not {"code", "message"} <= set(body.get("error", {})):
+                        failures.append(f"{who} GET {path}: {r.status_code} without the error shape")
+                elif not NOT_JSON.search(template) and r.get_json(silent=True) is None:
+                    failures.append(f"{who} GET {path}: {r.status_code} {r.mimetype}, not JSON")
+    assert asked >= len(CALLERS) * len(paths)
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("who", ["member", "neighbour member", "federation staff"])
+def test_the_lists_a_caller_opens_answer_with_their_own_objects(world: World, who: str) -> None:
+    """The control for the sweep above: the same setup is visible where it should be, so the sweep did meet real
+    objects and not only refusals."""
+    values = _objects(world)
+    api = world.as_(*CALLERS[who])
+    inbox = {i["notice"]["id"] for i in api.get("/api/v1/me/inbox").get_json()["items"]}
+    fed_notice, union_notice, b_notice = (int(v) for v in values["notice_id"])
+    if who == "member":
+        assert {fed_notice, union_notice} <= inbox and b_notice not in inbox
+        listed = {n["id"] for n in api.get("/api/v1/tenants/union-a/notices").get_json()["items"]}
+        assert listed == {union_notice}
+        docs = api.get("/api/v1/tenants/union-a/documents").get_json()["items"]
+        assert [d["id"] for d in docs] == [int(values["document_id"][0])]
+    elif who == "neighbour member":
+        assert b_notice in inbox and union_notice not in inbox
+        assert api.get("/api/v1/tenants/union-a/documents").status_code == 404
+    else:
+        assert api.get("/api/v1/tenants/union-a/surveys").status_code == 404
+        assert fed_notice in {n["id"] for n in api.get("/api/v1/tenants/fed/notices").get_json()["items"]}
+
+
+# Page parameters that differ in name from the API's.
+PAGE_VALUES = {"code": ["ja", "en"], "filename": ["css/musubi.css"]}
+
+
+def test_every_page_on_real_objects_answers_every_caller_without_a_server_error(world: World, app) -> None:
+    """The same walk over the pages (every GET route outside /api), signed in with the browser's cookie; the pages
+    answer in HTML, so a refusal is a 403/404 page, a redirect to sign-in, or a 4xx naming the field."""
+    from web_support import Browser
+
+    values = {**_objects(world), **PAGE_VALUES}
+    routes = sorted({r.rule for r in app.url_map.iter_rules() if "GET" in r.methods and not r.rule.startswith("/api")})
+    assert len(routes) >= 40
+    failures: list[str] = []
+    for who, (tenant, login_id) in CALLERS.items():
+        browser = Browser(app, tenant, login_id)
+        for rule in routes:
+            names = re.findall(r"<(?:\w+:)?(\w+)>", rule)
+            missing = [n for n in names if n not in values]
+            assert not missing, f"{rule}: no real value for {missing}; add one to _objects or PAGE_VALUES"
+            for combo in itertools.product(*(values[n] for n in names)):
+                path = rule
+                for name, value in zip(names, combo, strict=True):
+                    path = re.sub(r"<(?:\w+:)?" + name + ">", value, path)
+                if path.startswith("/lang/"):
+                    continue  # switching the language answers a redirect and changes nothing else
+                r = browser.get(path)
+                if r.status_code >= 500:
+                    failures.append(f"{who} GET {path}: {r.status_code} {r.get_data(as_text=True)[:200]}")
+                r.close()  # files (static, downloads) are streamed: let them go
+    assert not failures, "\n".join(failures)
