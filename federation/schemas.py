@@ -38,10 +38,13 @@ def text(min_len: int = 1, max_len: int = 200, *, validate_also=None, **kw) -> f
     return fields.String(validate=checks, **kw)
 
 
+MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns: 32-bit on PostgreSQL
+
+
 def row_id(**kw) -> fields.Integer:  # type: ignore[no-untyped-def]
     """A row id in a body. Ids are 32-bit in the database: a larger number is bad input (422), not an overflow in
     the driver (500)."""
-    return fields.Integer(strict=True, validate=validate.Range(min=1, max=2**31 - 1), **kw)
+    return fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ROW_ID), **kw)
 
 
 class PageQuery(StrictSchema):

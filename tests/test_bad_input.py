@@ -230,6 +230,13 @@ CASES = [
     # --- a form post where JSON was expected: the required fields are named
     Bad("form-instead-of-json", "aadmin", "POST", "/api/v1/tenants/union-a/members", 422, "login_id",
         raw="login_id=x&password=y", content_type="application/x-www-form-urlencoded"),
+    # --- numbers no id can be, inside bodies (ids are 32-bit columns): 422 naming where, never a driver overflow
+    Bad("audience-unit-beyond-32-bits", "fadmin", "POST", "/api/v1/tenants/fed/notices", 422, "audience.units[0]",
+        json={"title": "t", "body": "b", "category": "general", "audience": {"units": [2**40]}}),
+    Bad("preview-unit-beyond-32-bits", "fadmin", "POST", "/api/v1/tenants/fed/notices/preview", 422,
+        "audience.units[0]", json={"audience": {"units": [2**31]}}),
+    Bad("relay-notice-beyond-32-bits", "aadmin", "POST", "/api/v1/unions/union-a/relays", 422, "notice_id",
+        json={"notice_id": 2**40, "audience": {"all": True}}),
 ]
 
 

@@ -106,6 +106,11 @@ def test_audience_outside_the_union_is_refused_naming_the_entry(world: World) ->
                audience=json.dumps({"units": [world.ids["union-b:branch"]]}))
     assert r.status_code == 422
     assert "audience.units[0]" in r.get_json()["error"]["fields"]
+    # A number no id can be (ids are 32-bit columns) is no such unit, not an overflow in the database driver.
+    r = upload(world.as_("union-a", "aeditor"), title="x",
+               audience=json.dumps({"units": [world.ids["union-a:branch"], 2**40]}))
+    assert r.status_code == 422, r.get_json()
+    assert "audience.units[1]" in r.get_json()["error"]["fields"]
 
 
 def test_delete_removes_document_and_its_files(world: World) -> None:

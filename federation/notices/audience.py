@@ -16,6 +16,7 @@ from federation.errors import APIError
 from federation.extensions import db
 from federation.firewall import Subject, firewall
 from federation.firewall.templates import UNIT_SCOPED
+from federation.schemas import MAX_ROW_ID
 from tenants.models import Affiliation, OrgUnit, RoleGrant, Tenant, User
 
 
@@ -60,8 +61,9 @@ def validate(raw: Any, tenant: Tenant, subject: Subject) -> dict[str, Any]:
     if not isinstance(units, list) or any(not isinstance(u, int) or isinstance(u, bool) for u in units):
         raise _bad("audience.units", "a list of unit ids")
     kinds = ("block", "council") if tenant.kind == "federation" else ("branch", "workplace")
-    found = {u.id: u for u in db.session.execute(
-        select(OrgUnit).where(OrgUnit.tenant_id == tenant.id, OrgUnit.id.in_(units))).scalars()}
+    # A number no id can be is simply no such unit (a 422 below), never a query the database cannot run.
+    found = {u.id: u for u in db.session.execute(select(OrgUnit).where(
+        OrgUnit.tenant_id == tenant.id, OrgUnit.id.in_([u for u in units if 0 < u <= MAX_ROW_ID]))).scalars()}
     for i, unit_id in enumerate(units):
         unit = found.get(unit_id)
         if unit is None or unit.kind not in kinds:

@@ -5,7 +5,7 @@ import json
 from marshmallow import ValidationError, fields, validate
 
 from federation.notices.models import CATEGORIES, STAMPS
-from federation.schemas import PageQuery, StrictSchema, text
+from federation.schemas import PageQuery, StrictSchema, row_id, text
 
 
 class EventIn(StrictSchema):
@@ -212,7 +212,7 @@ class PreviewOut(StrictSchema):
 
 
 class RelayIn(StrictSchema):
-    notice_id = fields.Integer(required=True, strict=True)
+    notice_id = row_id(required=True)
     audience = AudienceField(required=True)
 
 

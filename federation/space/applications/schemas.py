@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from federation.schemas import StrictSchema, row_id, text
+from federation.schemas import MAX_ROW_ID, StrictSchema, row_id, text
 from federation.space.applications.models import FIELD_KINDS, STATUSES
 
 # Query strings carry text: the id is parsed, not strictly typed, but still kept to the database's 32 bits.
-ID_RANGE = validate.Range(min=1, max=2**31 - 1)
+ID_RANGE = validate.Range(min=1, max=MAX_ROW_ID)
 FIELD_KEY = validate.Regexp(r"^[a-z][a-z0-9_]{0,39}\Z", error="a-z, 0-9 and _, starting with a letter, up to 40")
 
 
