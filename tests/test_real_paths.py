@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
+from collections.abc import Iterator
 
 import pytest
 from conftest import World
@@ -28,6 +29,21 @@ CALLERS = {
 }
 # Answers that are files or pictures rather than JSON.
 NOT_JSON = re.compile(r"(\.csv|\.png|\.svg|/download|/export|/attachments/\{attachment_id\})$")
+
+
+API_PARAM = re.compile(r"\{(\w+)\}")  # /tenants/{slug}
+PAGE_PARAM = re.compile(r"<(?:\w+:)?(\w+)>")  # /t/<slug>/notices/<int:notice_id>
+
+
+def _filled(template: str, param: re.Pattern[str], values: dict[str, list[str]]) -> Iterator[str]:
+    """The template with every combination of real values for its parameters."""
+    names = param.findall(template)
+    missing = [n for n in names if n not in values]
+    assert not missing, f"{template}: no real value for {missing}; add one to _objects or PAGE_VALUES"
+    parts = param.split(template)  # text, name, text, name, ..., text
+    for combo in itertools.product(*(values[n] for n in names)):
+        parts[1::2] = combo
+        yield "".join(parts)
 
 
 def _ok(r, what: str) -> dict:  # type: ignore[no-untyped-def]
@@ -99,13 +115,7 @@ def test_every_get_on_real_objects_answers_every_caller_without_a_server_error(w
     for who, (tenant, login_id) in CALLERS.items():
         api = world.as_(tenant, login_id)
         for template in paths:
-            names = re.findall(r"\{(\w+)\}", template)
-            missing = [n for n in names if n not in values]
-            assert not missing, f"{template}: no real value for {missing}; add one to _objects"
-            for combo in itertools.product(*(values[n] for n in names)):
-                path = template
-                for name, value in zip(names, combo, strict=True):
-                    path = path.replace("{" + name + "}", value)
+            for path in _filled(template, API_PARAM, values):
                 r = api.get(path)
                 asked += 1
                 if r.status_code >= 500:
@@ -158,13 +168,7 @@ def test_every_page_on_real_objects_answers_every_caller_without_a_server_error(
     for who, (tenant, login_id) in CALLERS.items():
         browser = Browser(app, tenant, login_id)
         for rule in routes:
-            names = re.findall(r"<(?:\w+:)?(\w+)>", rule)
-            missing = [n for n in names if n not in values]
-            assert not missing, f"{rule}: no real value for {missing}; add one to _objects or PAGE_VALUES"
-            for combo in itertools.product(*(values[n] for n in names)):
-                path = rule
-                for name, value in zip(names, combo, strict=True):
-                    path = re.sub(r"<(?:\w+:)?" + name + ">", value, path)
+            for path in _filled(rule, PAGE_PARAM, values):
                 if path.startswith("/lang/"):
                     continue  # switching the language answers a redirect and changes nothing else
                 r = browser.get(path)
@@ -191,7 +195,7 @@ def test_every_operation_fuzzed_on_real_objects_never_fails_on_the_server(world:
     fuzzed = 0
     for result in schema.get_all_operations():
         operation = result.ok()
-        names = re.findall(r"\{(\w+)\}", operation.path)
+        names = API_PARAM.findall(operation.path)
         if not names or (operation.method.upper(), operation.path) in SKIP_OPERATIONS:
             continue
         fuzzed += 1
