@@ -7,12 +7,13 @@ from flask import Flask
 from werkzeug.routing import IntegerConverter
 
 from federation.config import load_settings
+from federation.dbutil import MAX_ROW_ID
 from federation.extensions import api, db
 
 
 class IdConverter(IntegerConverter):
     def __init__(self, map, *args, **kwargs):  # type: ignore[no-untyped-def]  # noqa: A002 - werkzeug's name
-        kwargs.setdefault("max", 2**31 - 1)
+        kwargs.setdefault("max", MAX_ROW_ID)
         super().__init__(map, *args, **kwargs)
 
 

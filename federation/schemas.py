@@ -6,6 +6,8 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
+from federation.dbutil import MAX_ROW_ID
+
 
 class StrictSchema(Schema):
     """Unknown fields are rejected (422), never ignored (SPEC)."""
@@ -36,9 +38,6 @@ def _has_nul(value: Any) -> bool:
 def text(min_len: int = 1, max_len: int = 200, *, validate_also=None, **kw) -> fields.String:  # type: ignore[no-untyped-def]
     checks = [validate.Length(min=min_len, max=max_len)] + ([validate_also] if validate_also else [])
     return fields.String(validate=checks, **kw)
-
-
-MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns: 32-bit on PostgreSQL
 
 
 def row_id(**kw) -> fields.Integer:  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from federation.audit.chain import record
 from federation.auth.passwords import hash_password, password_problem
+from federation.dbutil import get_row
 from federation.errors import APIError, conflict, invalid
 from federation.extensions import db, utcnow
 from federation.firewall.models import bump_policy_version
@@ -64,7 +65,7 @@ def create_unit(tenant: Tenant, *, name: str, kind: str, parent_id: int | None, 
         raise invalid("kind", f"a {tenant.kind} has units of kind {' or '.join(allowed) or 'none'}")
     parent = None
     if parent_id is not None:
-        parent = db.session.get(OrgUnit, parent_id)
+        parent = get_row(OrgUnit, parent_id)
         if parent is None or parent.tenant_id != tenant.id:
             raise invalid("parent_id", f"no unit {parent_id} in {tenant.slug}")
     if (parent.kind if parent else None) not in UNIT_PARENTS[kind]:

@@ -513,3 +513,28 @@ def test_dates_are_written_the_japanese_way(app):
         assert format_event(at, at + timedelta(hours=1)) == "2026年11月24日(火) 18:30〜19:30"
     with app.test_request_context("/", headers={"Cookie": "musubi_lang=en"}):
         assert format_datetime(at) == "Tue 24 Nov 2026 18:30"
+
+
+BEYOND_ANY_ID = str(2**40)  # ids are 32-bit columns; PostgreSQL refuses a larger number in a query about them
+
+
+@pytest.mark.parametrize("who,path,form", [
+    (("union-a", "aadmin"), "/t/union-a/units", {"name": "新支部", "kind": "workplace", "parent_id": BEYOND_ANY_ID}),
+    (("union-a", "aadmin"), "/t/union-a/relay", {"notice_id": BEYOND_ANY_ID, "audience": "all"}),
+    (("fed", "staff"), "/t/fed/notices/new", {"title": "t", "body": "b", "category": "general", "target": "units",
+                                               "units": BEYOND_ANY_ID, "when": "draft"}),
+])
+def test_a_number_no_id_can_be_in_a_form_is_refused_on_the_page(world, app, who, path, form):
+    """Forms parse their own numbers (they do not go through the API's schemas): one past every id is no such
+    unit or notice, a 422 on the same page with the problem said, never an overflow in the database."""
+    r = Browser(app, *who).post(path, form)
+    assert r.status_code == 422, r.get_data(as_text=True)[:500]
+    assert 'role="alert"' in r.get_data(as_text=True), "the page says what went wrong"
+
+
+def test_the_audit_log_page_reads_a_bound_past_every_entry_as_no_bound(world, app):
+    auditor = Browser(app, "platform", "aud")
+    everything = auditor.text("/audit/log")
+    r = auditor.get(f"/audit/log?before={BEYOND_ANY_ID}")
+    assert r.status_code == 200
+    assert r.get_data(as_text=True).count("<tr") == everything.count("<tr") > 1

@@ -12,11 +12,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from federation.dbutil import MAX_ROW_ID
 from federation.errors import APIError
 from federation.extensions import db
 from federation.firewall import Subject, firewall
 from federation.firewall.templates import UNIT_SCOPED
-from federation.schemas import MAX_ROW_ID
 from tenants.models import Affiliation, OrgUnit, RoleGrant, Tenant, User
 
 

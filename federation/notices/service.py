@@ -9,6 +9,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from federation.audit.chain import record
+from federation.dbutil import get_row
 from federation.errors import APIError, invalid
 from federation.extensions import db, utcnow
 from federation.firewall import Denied, Subject, firewall
@@ -132,7 +133,7 @@ def relay(union: Tenant, subject: Subject, notice_id: int, audience_raw: Any) ->
     # role inside the union holds `notices publish` there, so a federation role cannot reach an opted-out union's
     # members this way.
     require_relay(union, subject)
-    notice = db.session.get(Notice, notice_id)
+    notice = get_row(Notice, notice_id)
     received = notice is not None and db.session.execute(select(Delivery.id).where(
         Delivery.notice_id == notice_id, Delivery.tenant_id == union.id)).first() is not None
     if notice is None or not received or notice.status != "published":

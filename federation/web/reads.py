@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from federation.audit.chain import AuditEntry
+from federation.dbutil import MAX_ROW_ID
 from federation.extensions import db
 from federation.firewall import Subject
 from federation.notices import audience as aud
@@ -143,7 +144,7 @@ def all_tenants() -> list[Tenant]:
 
 def audit_page(*, tenant: str | None, kind: str | None, after: int | None, limit: int) -> list[AuditEntry]:
     stmt = select(AuditEntry).order_by(AuditEntry.seq.desc())
-    if after is not None:
+    if after is not None and after <= MAX_ROW_ID:  # beyond every sequence number: no bound at all
         stmt = stmt.where(AuditEntry.seq < after)
     if tenant:
         stmt = stmt.where((AuditEntry.tenant == tenant) | (AuditEntry.other_tenant == tenant))

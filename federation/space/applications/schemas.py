@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from federation.schemas import MAX_ROW_ID, StrictSchema, row_id, text
+from federation.dbutil import MAX_ROW_ID
+from federation.schemas import StrictSchema, row_id, text
 from federation.space.applications.models import FIELD_KINDS, STATUSES
 
 # Query strings carry text: the id is parsed, not strictly typed, but still kept to the database's 32 bits.
