@@ -150,3 +150,22 @@ def test_every_message_has_a_japanese_translation():
 def test_compiled_catalogues_match_their_sources(lang):
     po = TRANSLATIONS / lang / "LC_MESSAGES" / "messages.po"
     assert po.with_suffix(".mo").read_bytes() == compiled(po), "run: python -m federation.web.catalogs"
+
+
+@pytest.mark.parametrize("path,form,technical", [
+    ("/t/union-a/documents", {"title": ""}, "Length must be between 1 and 200."),
+    ("/t/union-a/units", {"name": "新支部", "kind": "workplace", "parent_id": "999999"}, "no unit 999999 in union-a"),
+])
+def test_error_boxes_add_the_technical_detail_in_english_only(world, app, path, form, technical):
+    """The shared error boxes are macros imported without the page's context: they ask for the language
+    themselves, so English readers get the detail after the field's name and Japanese readers never see it."""
+    for lang, shown in (("en", True), ("ja", False)):
+        page = Browser(app, "union-a", "aadmin")
+        page.get(f"/lang/{lang}")
+        r = page.client.post(path, data={"csrf_token": page.page_token(path), **form},
+                             content_type="multipart/form-data")
+        assert r.status_code == 422
+        html = r.get_data(as_text=True)
+        box = html[html.index('role="alert"'):]
+        box = box[:box.index("</div>")]
+        assert (technical in box) is shown, (lang, box)
