@@ -51,6 +51,23 @@ def _ok(r, what: str) -> dict:  # type: ignore[no-untyped-def]
     return r.get_json()
 
 
+def _browser_subscription() -> dict:
+    """What a phone's browser hands over when it subscribes (its push service is never asked here)."""
+    import base64
+    import secrets
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    return {"endpoint": f"https://push.example.invalid/send/{secrets.token_urlsafe(16)}",
+            "keys": {"p256dh": b64(point), "auth": b64(secrets.token_bytes(16))}}
+
+
 def _objects(world: World) -> dict[str, list[str]]:
     """One of everything, made through the API the way people make them; path parameter -> values to try."""
     staff, aeditor, aadmin, a1 = (world.as_(*CALLERS[k]) for k in ("federation staff", "union editor",
@@ -90,7 +107,9 @@ def _objects(world: World) -> dict[str, list[str]]:
         "login_id": "E20261201", "display_name": "新入 花子", "name_kana": "しんにゅう はなこ",
         "password": "Shinnyu-2026-pass!"}), "registration")
     pending = _ok(aadmin.get(f"{A}/registrations/pending"), "pending")["items"]
+    device = _ok(a1.post("/api/v1/me/push-subscriptions", json=_browser_subscription()), "push subscription")
     return {
+        "device_id": [str(device["id"])],
         "slug": ["fed", "union-a", "union-b", "platform"],
         "fed": ["fed"],
         "union": ["union-a"],
@@ -222,3 +241,34 @@ def _fuzzer(operation, path_values: dict[str, str], token: str):  # type: ignore
         case.validate_response(response, checks=[not_a_server_error])
 
     return fuzz
+
+
+# Field names the page forms use, each given a value no form expects.
+JUNK_FORM = {name: value for name, value in zip(
+    ("title", "body", "name", "kind", "op", "stamp", "audience", "target", "units", "unit_id", "parent_id",
+     "notice_id", "login_id", "role", "status", "comment", "when", "publish_at", "valid_days", "max_uses",
+     "registration_id", "type_id", "question", "anonymous", "opens_at", "closes_at", "folder", "tags", "cascade"),
+    itertools.cycle(["", "x", "-1", str(2**40), "２", "<b>", "\u3000", "0"]), strict=False)}
+SIGNS_OUT = ("/signout", "/signin")  # ending or replacing the session would stop the walk itself
+
+
+def test_every_page_form_sent_empty_or_with_junk_never_fails_on_the_server(world: World, app) -> None:
+    """Every POST route outside /api, on real objects, as every kind of caller, with the right CSRF token and an
+    empty form or one full of values no form expects: refusals and 422s, never a 5xx."""
+    from web_support import Browser
+
+    values = {**_objects(world), **PAGE_VALUES}
+    routes = sorted({r.rule for r in app.url_map.iter_rules()
+                     if "POST" in r.methods and not r.rule.startswith("/api") and r.rule not in SIGNS_OUT})
+    assert len(routes) >= 20
+    failures: list[str] = []
+    for who, (tenant, login_id) in CALLERS.items():
+        browser = Browser(app, tenant, login_id)
+        for rule in routes:
+            for path in _filled(rule, PAGE_PARAM, values):
+                for form in ({}, JUNK_FORM):
+                    r = browser.post(path, form)
+                    if r.status_code >= 500:
+                        failures.append(f"{who} POST {path} {'junk' if form else 'empty'}: {r.status_code}")
+                    r.close()
+    assert not failures, "\n".join(failures)
