@@ -300,7 +300,7 @@ def outcome(stage: Stage, notice_id: int, *, timeout: float = 90) -> None:
     from federation.audit.chain import AuditEntry, verify
     from federation.auth.service import subject_of
     from federation.extensions import db
-    from federation.notices.inbox import delivered_to
+    from federation.notices.inbox import receipt_target
     from federation.notices.models import Delivery, Notice
     from federation.push.records import PushSend
     from tenants.models import Affiliation, Tenant, User
@@ -329,7 +329,7 @@ def outcome(stage: Stage, notice_id: int, *, timeout: float = 90) -> None:
     members = db.session.execute(select(User).where(User.tenant_id.in_(opted_in), User.status == "active")).scalars()
     seen = missing = 0
     for user in members:
-        if delivered_to(user, subject_of(user), notice_id) is None:
+        if receipt_target(user, subject_of(user), notice_id) is None:
             missing += 1
         else:
             seen += 1

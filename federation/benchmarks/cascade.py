@@ -86,7 +86,7 @@ def _publish_and_wait(world, members: int) -> tuple[float, int]:  # type: ignore
         uid = db.session.execute(select(User.id).where(User.tenant_id == union_id).limit(1)
                                  .offset(rng.randint(0, 50))).scalar_one()
         user = db.session.get(User, uid)
-        if inbox.delivered_to(user, subject_of(user), notice.id) is None:
+        if inbox.receipt_target(user, subject_of(user), notice.id) is None:
             raise RuntimeError(f"member {uid} of union {union_id} does not see the notice")
         checked += 1
     db.session.get(Notice, notice.id)

@@ -161,14 +161,6 @@ def receipt_target(user: Member, subject: Subject, notice_id: int) -> Target | N
                   row.reaction, bool(row.shared_with_organizer))
 
 
-def delivered_to(user: Member, subject: Subject, notice_id: int) -> tuple[Notice, datetime, bool] | None:
-    """The notice if it is in this user's inbox, with its delivery time and relay mark; None otherwise."""
-    target = receipt_target(user, subject, notice_id)
-    if target is None:
-        return None
-    return db.session.get(Notice, notice_id), target.delivered_at, target.relay_only  # type: ignore[return-value]
-
-
 def visible_ids(user: Member, subject: Subject):  # type: ignore[no-untyped-def]
     """The ids of the notices in this member's inbox, as a subquery with its values bound: the same conditions as
     the inbox page, for a list that narrows them further (a tenant's notices as a member sees them)."""

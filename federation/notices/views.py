@@ -98,7 +98,7 @@ class OneNotice(MethodView):
         if notice is not None and notice.tenant_id == tenant.id and service.may_edit(notice, subject):
             return notice
         # Recipients see it only while it is in their inbox: a union's notice never leaks by id (F1, F5).
-        if notice is None or inbox.delivered_to(g.caller, subject, notice_id) is None:
+        if notice is None or inbox.receipt_target(g.caller, subject, notice_id) is None:
             raise Denied(404)
         if notice.tenant_id != tenant.id and slug != subject.tenant:
             raise Denied(404)
