@@ -138,7 +138,7 @@ def inbox_view():  # type: ignore[no-untyped-def]
             after = (datetime.fromisoformat(cursor[0]), cursor[1])
         except ValueError:
             raise APIError(400, "cursor: not a cursor this service gave out") from None
-    page = inbox.inbox_page(g.user, subject, limit=INBOX_PAGE, after=after)
+    page = inbox.inbox_page(g.caller, subject, limit=INBOX_PAGE, after=after)
     next_cursor = encode_cursor(page["cursor"][0].isoformat(), page["cursor"][1]) if page["cursor"] else None
     may_relay = subject.kind == "union" and firewall.allowed(subject, subject.tenant, "notices", "relay")
     return render_template("web/inbox.html", items=page["items"], unread=page["unread"], next_cursor=next_cursor,
@@ -147,7 +147,7 @@ def inbox_view():  # type: ignore[no-untyped-def]
 
 def _delivered(notice_id: int) -> inbox.Target:
     subject = require_caller()
-    found = inbox.receipt_target(g.user, subject, notice_id)
+    found = inbox.receipt_target(g.caller, subject, notice_id)
     if found is None:
         # Not in this person's inbox (another union's, retracted, never sent to them): as if it did not exist (F5).
         raise Denied(404)
@@ -161,8 +161,8 @@ def notice(notice_id: int):  # type: ignore[no-untyped-def]
     delivered_at, relay_only = target.delivered_at, target.relay_only
     # Opening the notice is reading it; marking it here keeps the unread count honest without any script. Opening
     # it again writes nothing.
-    receipt = inbox.mark_read(g.user, target)
-    shares = found_notice.category == "seminar" and found_notice.tenant_id != g.user.tenant_id
+    receipt = inbox.mark_read(g.caller, target)
+    shares = found_notice.category == "seminar" and found_notice.tenant_id != g.caller.tenant_id
     stamped = request.args.get("stamped")
     return render_template("web/notice.html", notice=found_notice, delivered_at=delivered_at, relay_only=relay_only,
                            receipt=receipt, shares=shares, stamps=STAMPS,
@@ -176,7 +176,7 @@ def react(notice_id: int):  # type: ignore[no-untyped-def]
     stamp = request.form.get("stamp") or None
     if stamp is not None and stamp not in STAMPS:
         raise APIError(422, "stamp: attend, absent or read", fields={"stamp": ["unknown"]})
-    inbox.react(g.user, target, stamp)
+    inbox.react(g.caller, target, stamp)
     return redirect(url_for("web.notice", notice_id=notice_id, stamped=stamp or "cleared") + "#stamps")
 
 
