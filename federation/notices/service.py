@@ -9,7 +9,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from federation.audit.chain import record
-from federation.dbutil import get_row
+from federation.dbutil import get_row, insert_ignore
 from federation.errors import APIError, invalid
 from federation.extensions import db, utcnow
 from federation.firewall import Denied, Subject, firewall
@@ -143,8 +143,6 @@ def relay(union: Tenant, subject: Subject, notice_id: int, audience_raw: Any) ->
     targets = aud.resolve(json.dumps(canonical), union)
     out: list[Delivery] = []
     new_ids: list[int] = []
-    from federation.dbutil import insert_ignore
-
     for target in targets:
         for path in target.unit_paths:
             row = db.session.execute(insert_ignore(Delivery).values(
