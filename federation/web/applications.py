@@ -18,6 +18,7 @@ from marshmallow import ValidationError
 from werkzeug.datastructures import FileStorage
 
 from federation.access import access_tenant
+from federation.dbutil import MAX_ROW_ID
 from federation.errors import APIError
 from federation.extensions import db
 from federation.firewall import Subject, firewall
@@ -334,7 +335,7 @@ def applications_export(slug: str) -> Response:
         type_id = int(raw) if raw is not None else None
     except ValueError:
         raise APIError(422, "type_id: not a number", fields={"type_id": ["not a number"]}) from None
-    if type_id is not None and not 1 <= type_id <= 2**31 - 1:
+    if type_id is not None and not 1 <= type_id <= MAX_ROW_ID:
         raise APIError(422, "type_id: out of range", fields={"type_id": ["out of range"]})
     status = request.args.get("status") or None
     if status is not None and status not in STATUSES:

@@ -16,6 +16,7 @@ from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
 
 from federation.access import access_tenant, get_owned
+from federation.dbutil import MAX_ROW_ID
 from federation.errors import APIError
 from federation.extensions import db
 from federation.space.invitations import service
@@ -160,7 +161,7 @@ def invitations_pending(slug: str):  # type: ignore[no-untyped-def]
             registration_id = int(request.form.get("registration_id", ""))
         except ValueError:
             registration_id = 0
-        if not 1 <= registration_id <= 2**31 - 1:
+        if not 1 <= registration_id <= MAX_ROW_ID:
             errors["registration_id"] = _("Choose a registration from the list.")
             status = 422
         else:

@@ -4,6 +4,7 @@ import json
 
 from marshmallow import fields, validate
 
+from federation.dbutil import MAX_ROW_ID
 from federation.schemas import StrictSchema, text
 from federation.space.documents.service import latest_of
 
@@ -25,7 +26,7 @@ class DocumentListQuery(StrictSchema):
 
 
 class DownloadQuery(StrictSchema):
-    version = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**31 - 1))
+    version = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ROW_ID))
 
 
 class VersionOut(StrictSchema):
