@@ -111,7 +111,7 @@ def _call(port: int, method: str, path: str, token: str | None = None, body: dic
 def test_the_compose_services_commands_run_a_deployment_that_delivers(world, tmp_path):
     from redis import Redis
 
-    from federation.benchmarks.pg import free_port
+    from devtools.benchmarks.pg import free_port
 
     parts = urlsplit(REDIS_URL or "")
     redis_url = urlunsplit((parts.scheme, parts.netloc, parts.path or "/14", "", ""))

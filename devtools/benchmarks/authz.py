@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from federation.bench import SuiteResult, percentile, scratch_env, timed_ns
+from devtools.bench import SuiteResult, percentile, scratch_env, timed_ns
 from federation.firewall.templates import ACTIONS, OBJECTS
 
 
@@ -28,8 +28,8 @@ def run(scale: float = 1.0) -> SuiteResult:
 
 
 def _measure(result: SuiteResult, scale: float) -> None:
+    from devtools.benchmarks.world import build
     from federation.audit.queries import exposure, who_can
-    from federation.benchmarks.world import build
     from federation.extensions import db
     from federation.firewall import Subject, firewall
     from federation.firewall.models import bump_policy_version

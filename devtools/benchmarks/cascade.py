@@ -9,14 +9,14 @@ import io
 import random
 import time
 
-from federation.bench import SuiteResult
-from federation.benchmarks import pg
+from devtools.bench import SuiteResult
+from devtools.benchmarks import pg
 
 WORKERS = 2
 
 
 def run(scale: float = 1.0) -> SuiteResult:
-    from federation.benchmarks.world import build
+    from devtools.benchmarks.world import build
 
     result = SuiteResult("cascade")
     with pg.scratch_app("musubi_bench_cascade", redis=True) as scratch:

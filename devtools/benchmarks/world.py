@@ -72,7 +72,8 @@ def build(*, unions: int, members: int, big_union_members: int = 0, opted_in_sha
         for uid in items:
             for i in range(sizes[uid]):
                 kana = f"めんばー {i:05d}"
-                batch.append({"tenant_id": uid, "login_id": str(100000 + i), "display_name": f"組合員{i}",
+                batch.append({"tenant_id": uid, "login_id": str(100000 + i), "login_key": str(100000 + i),
+                              "display_name": f"組合員{i}",
                               "name_kana": kana, "kana_key": kana_sort_key(kana), "password_hash": pw,
                               "status": "active", "created_at": now})
             if len(batch) >= 20000:

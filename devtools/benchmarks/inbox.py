@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from federation.bench import SuiteResult
-from federation.benchmarks import pg
+from devtools.bench import SuiteResult
+from devtools.benchmarks import pg
 
 GUNICORN_WORKERS = 2
 THREADS = 4
@@ -59,7 +59,7 @@ def run(scale: float = 1.0) -> SuiteResult:
 
 
 def _load(port: int, path: str, tokens: Path | None, seconds: float) -> dict:
-    args = [sys.executable, "-m", "federation.benchmarks.loadgen", "--port", str(port), "--path", path,
+    args = [sys.executable, "-m", "devtools.benchmarks.loadgen", "--port", str(port), "--path", path,
             "--concurrency", str(CONCURRENCY), "--seconds", str(seconds)]
     if tokens:
         args += ["--tokens", str(tokens)]
@@ -70,7 +70,7 @@ def _load(port: int, path: str, tokens: Path | None, seconds: float) -> dict:
 def _tokens(port: int, world: dict) -> list[str]:
     import urllib.request
 
-    from federation.benchmarks.world import PASSWORD
+    from devtools.benchmarks.world import PASSWORD
 
     out = []
     for tenant, login in world["sample"]:
@@ -86,7 +86,7 @@ def _tokens(port: int, world: dict) -> list[str]:
 def _world(unions: int, members: int, notices: int) -> dict:
     from sqlalchemy import insert, select
 
-    from federation.benchmarks.world import build
+    from devtools.benchmarks.world import build
     from federation.extensions import db, utcnow
     from federation.notices.models import Notice
     from tenants.models import Tenant, User

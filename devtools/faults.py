@@ -149,7 +149,7 @@ class Processes:
         return self.start(name, "cli.py", "scheduler")
 
     def gunicorn(self, workers: int = 2) -> tuple[subprocess.Popen, int]:
-        from federation.benchmarks.pg import free_port, wait_http, web_command
+        from devtools.benchmarks.pg import free_port, wait_http, web_command
 
         port = free_port()
         args, env = web_command(port, workers)
@@ -451,7 +451,7 @@ def pg_restart(stage: Stage, target: Target) -> int:
     """PostgreSQL restarts mid-cascade: jobs in flight fail and retry; each web process fails at most one request."""
     import requests
 
-    from federation.benchmarks.world import PASSWORD
+    from devtools.benchmarks.world import PASSWORD
     from federation.extensions import db
 
     for i in range(2):
@@ -545,8 +545,8 @@ def web_kill(stage: Stage) -> int:
     """Every gunicorn worker is SIGKILLed while a publish request is inside its transaction."""
     import requests
 
-    from federation.benchmarks.pg import wait_http
-    from federation.benchmarks.world import PASSWORD
+    from devtools.benchmarks.pg import wait_http
+    from devtools.benchmarks.world import PASSWORD
 
     stage.procs.worker("worker")
     web, port = stage.procs.gunicorn(workers=2)
@@ -607,11 +607,11 @@ def _waiting_on_lock(lock: RowLock) -> bool:
 
 @contextmanager
 def staged(scenario: str, report: Report, target: Target) -> Iterator[Stage]:
-    from federation.benchmarks import pg
-    from federation.benchmarks.world import build
+    from devtools.benchmarks import pg
+    from devtools.benchmarks.world import build
+    from devtools.local_push import LocalPushService
     from federation.extensions import db
     from federation.push import vapid
-    from federation.push.local_service import LocalPushService
 
     pg.ADMIN_URL, pg.REDIS_URL = target.database_url, target.redis_url
     with pg.scratch_app(f"musubi_fault_{scenario.replace('-', '_')}", redis=True) as scratch:

@@ -12,8 +12,8 @@ import sys
 import time
 from datetime import timedelta
 
-from federation.bench import SuiteResult
-from federation.benchmarks import pg
+from devtools.bench import SuiteResult
+from devtools.benchmarks import pg
 
 NOTICES = 4
 SECONDS = 80.0  # every member connected at once for this long
@@ -26,8 +26,8 @@ WEB = {"workers": 2, "threads": 4, "connections": 1200, "keepalive": 120}
 def run(scale: float = 1.0) -> SuiteResult:
     from sqlalchemy import func, select
 
+    from devtools.benchmarks.world import build
     from federation.auth.models import AuthSession
-    from federation.benchmarks.world import build
     from federation.extensions import db, utcnow
     from federation.notices.models import Delivery, Receipt
     from tenants.models import User
@@ -56,7 +56,7 @@ def run(scale: float = 1.0) -> SuiteResult:
         port = scratch.gunicorn(**WEB)
         token_file = scratch.tmp / "tokens"
         token_file.write_text("\n".join(tokens))
-        out = subprocess.run([sys.executable, "-m", "federation.benchmarks.load_client", "--port", str(port),
+        out = subprocess.run([sys.executable, "-m", "devtools.benchmarks.load_client", "--port", str(port),
                               "--tokens", str(token_file), "--staff", staff_token, "--notices", str(NOTICES),
                               "--seconds", str(SECONDS), "--ramp", str(RAMP), "--think", str(THINK),
                               "--react", str(REACT)],

@@ -9,11 +9,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from federation.bench import SuiteResult
+from devtools.bench import SuiteResult
 
 
 def _start_service(count: int) -> tuple[subprocess.Popen, list[dict]]:
-    proc = subprocess.Popen([sys.executable, "-m", "federation.push.local_service", "--no-decrypt", "--quiet",
+    proc = subprocess.Popen([sys.executable, "-m", "devtools.local_push", "--no-decrypt", "--quiet",
                              "--subscriptions", str(count)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     proc.stdout.readline()  # the origin
@@ -25,6 +25,7 @@ def run(scale: float = 1.0) -> SuiteResult:
     from pywebpush import WebPusher
 
     from federation.push import vapid
+    from federation.push.addresses import parse_networks
     from federation.push.sender import Sender
 
     result = SuiteResult("push")
@@ -41,6 +42,7 @@ def run(scale: float = 1.0) -> SuiteResult:
                                "title": "春闘学習会のご案内", "excerpt": "学習会を開催します。" * 4,
                                "url": "/notices/1"}, ensure_ascii=False).encode()
             headers = {"TTL": "86400", "Urgency": "normal", "Topic": "n1"}
+            local = parse_networks("127.0.0.1")  # the local push service: allowed explicitly, as nothing else is
             # Floor: encryption alone (a fresh ephemeral key per message, as RFC 8291 requires).
             c0 = time.process_time()
             for sub in subs:
@@ -49,9 +51,9 @@ def run(scale: float = 1.0) -> SuiteResult:
             enc_rate = count / enc_cpu
             for threads in (8, 32):
                 sender = Sender(threads, 10)
-                sender.send_all(keys, subs[:100], body, headers)  # warm the connection pool
+                sender.send_all(keys, subs[:100], body, headers, local)  # warm the connection pool
                 c0, w0 = time.process_time(), time.perf_counter()
-                outcomes = sender.send_all(keys, subs, body, headers)
+                outcomes = sender.send_all(keys, subs, body, headers, local)
                 cpu, wall = time.process_time() - c0, time.perf_counter() - w0
                 ok = sum(1 for o in outcomes if o.status == 201)
                 rate = ok / cpu

@@ -607,7 +607,7 @@ class LocalPushService:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m federation.push.local_service",
+        prog="python -m devtools.local_push",
         description="Run a local Web Push service in the foreground, for trying a sender by hand.",
     )
     parser.add_argument("--host", default="127.0.0.1")

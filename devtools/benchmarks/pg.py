@@ -109,7 +109,7 @@ class Scratch:
 def scratch_app(db_name: str, *, redis: bool = False) -> Iterator[Scratch]:
     """A fresh PostgreSQL database (and Redis db) with the schema migrated, the app context pushed, and every
     process started through the Scratch stopped and the database dropped afterwards."""
-    from federation.bench import scratch_env
+    from devtools.bench import scratch_env
 
     url = fresh_database(db_name)
     scratch: Scratch | None = None

@@ -1,7 +1,7 @@
 """A small closed-loop HTTP load generator for the benchmarks: N client threads, each with its own keep-alive
 connection and bearer token, for a fixed time; prints latency percentiles and throughput as JSON.
 
-Run as its own process (`python -m federation.benchmarks.loadgen ...`) so its CPU is not the server's."""
+Run as its own process (`python -m devtools.benchmarks.loadgen ...`) so its CPU is not the server's."""
 from __future__ import annotations
 
 import argparse

@@ -8,8 +8,8 @@ import time
 import urllib.error
 import urllib.request
 
-from federation.bench import SuiteResult, percentile
-from federation.benchmarks import pg
+from devtools.bench import SuiteResult, percentile
+from devtools.benchmarks import pg
 
 ROUNDS = 40
 
@@ -34,7 +34,7 @@ def _login(port: int, tenant: str, login: str, password: str) -> str:
 def run(scale: float = 1.0) -> SuiteResult:
     from sqlalchemy import select
 
-    from federation.benchmarks.world import PASSWORD, build
+    from devtools.benchmarks.world import PASSWORD, build
     from federation.extensions import db
     from tenants import service as ts
     from tenants.models import Tenant
