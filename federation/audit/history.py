@@ -2,8 +2,10 @@
 (every change to them is an entry, F6), so an auditor can ask about the past without trusting today's tables, and
 compare two dates.
 
-Replayed kinds: affiliation.invite / accept / end, cascade.set, role.grant / revoke, user.status. The role
-templates are today's policies/roles.csv (template changes are deployments, recorded in version control)."""
+Replayed kinds: affiliation.invite / accept / end, cascade.set, role.grant / revoke, user.status, and policy.files:
+the role templates are those of the last `policy.files` entry at that time (the content of policies/roles.csv then
+in force). A time before the first `policy.files` entry (a chain begun before they were recorded) falls back to
+today's templates, and the answer says so."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -34,6 +36,9 @@ class World:
     grants: set[tuple[str, str, int | None]] = field(default_factory=set)  # (subject, role, unit)
     suspended: set[str] = field(default_factory=set)
     entries: int = 0
+    policy_files: dict[str, str] | None = None  # file name -> content, as last recorded by then
+    policy_seq: int | None = None
+    policy_at: str | None = None
 
     def links(self) -> dict[str, frozenset[str]]:
         out: dict[str, set[str]] = {}
@@ -78,6 +83,9 @@ def replay(entries: Iterable[dict[str, Any]], until: datetime | None = None) -> 
             world.grants.add((data["subject"], data["role"], data.get("unit_id")))
         elif kind == "role.revoke":
             world.grants.discard((data["subject"], data["role"], data.get("unit_id")))
+        elif kind == "policy.files":
+            world.policy_files = {name: f["content"] for name, f in data.get("files", {}).items()}
+            world.policy_seq, world.policy_at = e["seq"], e["at"]
         elif kind == "user.status":
             subject = f"user:{e['tenant']}/{data['login_id']}"
             if data["to"] == "suspended":

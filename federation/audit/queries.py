@@ -14,7 +14,8 @@ from federation.extensions import db
 from federation.firewall import Subject, firewall
 from federation.firewall.explain import ROLE_KIND
 from federation.firewall.service import Snapshot
-from federation.firewall.templates import ACTIONS, DERIVED_ROLE, OBJECTS
+from federation.firewall.templates import ACTIONS, DERIVED_ROLE, OBJECTS, Templates
+from tenants.login_ids import login_key
 from tenants.models import Affiliation, Tenant, User
 
 # Objects whose content belongs to a union alone (F1): listed in the exposure statement.
@@ -40,7 +41,12 @@ def parse_subject(text: str) -> tuple[Subject | None, tuple[str, str | None] | N
         slug, _, login_id = text[5:].partition("/")
         tenant = _tenant(slug, "subject")
         user = db.session.execute(
-            select(User).where(User.tenant_id == tenant.id, User.login_id == login_id)).scalar_one_or_none()
+            select(User).where(User.tenant_id == tenant.id, User.login_key == login_key(login_id))).scalar_one_or_none()
+        if tenant.kind == "union" and (user is None or not firewall.snapshot().grants.get(user.id)):
+            # A union's member list is its own (F1): whether this login exists, and its status, are not the
+            # auditor's to learn. A user holding no granted role is answered as any active member of the union,
+            # exactly as for a login that does not exist. Officers (granted roles) are public through who-can.
+            return Subject(-tenant.id, tenant.slug, tenant.kind, login_id, True), None
         if user is None:
             raise invalid("subject", f"no user {login_id} in {slug}")
         return Subject(user.id, tenant.slug, tenant.kind, user.login_id, user.status == "active"), None
@@ -58,7 +64,11 @@ def check(subject_text: str, tenant: str, obj: str, action: str) -> dict[str, An
     _vocab(obj, action)
     _tenant(tenant)
     subject, role_subject = parse_subject(subject_text)
-    return firewall.explain(subject, role_subject, tenant, obj, action)
+    out = firewall.explain(subject, role_subject, tenant, obj, action)
+    if subject is not None and subject.user_id < 0:
+        out["note"] = (f"answered as for any active member of {subject.tenant} holding no granted role: whether "
+                       f"this login exists, and its status, are {subject.tenant}'s own")
+    return out
 
 
 def _homes_for(role: str, target: Tenant, links: dict[str, frozenset[str]]) -> list[str]:
@@ -123,7 +133,9 @@ def exposure(at: datetime | None = None) -> dict[str, Any]:
     """Every permission that crosses a tenant boundary, and every union's state. With `at`, as it was then: the
     tenant links are replayed from the audit chain (federation/audit/history.py), not read from today's tables."""
     snap = firewall.snapshot()
+    templates = snap.templates
     tenants = {t.slug: t for t in db.session.execute(select(Tenant)).scalars()}
+    source: dict[str, Any] = {"source": "policy files now in force"}
     if at is None:
         links = snap.links
         affs = db.session.execute(select(Affiliation).where(Affiliation.status != "ended")).scalars()
@@ -143,13 +155,19 @@ def exposure(at: datetime | None = None) -> dict[str, Any]:
                 states[slug] = UnionState(aff.federation, aff.status, aff.cascade, aff.cascade_changed_at,
                                           aff.cascade_changed_by)
         unions = sorted(slug for slug, t in tenants.items() if t.kind == "union" and t.created_at <= at)
-    view = Snapshot(version=snap.version, templates=snap.templates, grants={}, links=links)
-    fed_roles = sorted(r for r in snap.templates.roles if ROLE_KIND.get(r) == "federation")
+        if world.policy_files is not None and "roles.csv" in world.policy_files:
+            # The templates in force then, as recorded in the chain; not today's file.
+            templates = Templates.parse(world.policy_files["roles.csv"], "roles.csv (recorded)")
+            source = {"source": "audit log", "seq": world.policy_seq, "recorded_at": world.policy_at}
+        else:
+            source = {"source": "policy files now in force (none recorded by then)"}
+    view = Snapshot(version=snap.version, templates=templates, grants={}, links=links)
+    fed_roles = sorted(r for r in templates.roles if ROLE_KIND.get(r) == "federation")
     crossings: list[dict[str, Any]] = []
     # Platform roles reach every tenant through the `any` link: one row, the same for every tenant.
-    platform_perms = sorted({f"{role}: {rule.obj}/{rule.act}" for role in snap.templates.roles
+    platform_perms = sorted({f"{role}: {rule.obj}/{rule.act}" for role in templates.roles
                              if ROLE_KIND.get(role) == "platform"
-                             for rule in snap.templates.rules if rule.role == role and rule.link == "any"})
+                             for rule in templates.rules if rule.role == role and rule.link == "any"})
     crossings.append({"from": "platform", "to": "every tenant", "permissions": platform_perms})
     per_union: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for union, union_links in links.items():
@@ -171,7 +189,8 @@ def exposure(at: datetime | None = None) -> dict[str, Any]:
                                  "cascade_changed_by": st.changed_by if st else None}
         entry["statement"] = _statement(slug, st.federation if st else None, per_union.get(slug, {}))
         out_unions.append(entry)
-    out: dict[str, Any] = {"policy_version": snap.version, "crossings": crossings, "unions": out_unions}
+    out: dict[str, Any] = {"policy_version": snap.version, "templates": source, "crossings": crossings,
+                           "unions": out_unions}
     if at is not None:
         out["at"] = at.isoformat()
     return out
