@@ -89,7 +89,10 @@ def register(app: Flask) -> None:
         if status == 400 and fields:
             return error_response(400, "the request body is not valid JSON", fields)
         message = MESSAGES.get(status) or (exc.description if status < 500 else None)
-        return error_response(status, message, headers=dict(exc.get_response().headers) if status == 405 else None)
+        # Only Allow is carried over from werkzeug's HTML answer: its Content-Length and Content-Type describe a body
+        # that is no longer sent, and a wrong length desynchronises a keep-alive connection.
+        allow = exc.get_response().headers.get("Allow") if status == 405 else None
+        return error_response(status, message, headers={"Allow": allow} if allow else None)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -1,6 +1,7 @@
 """Schema pieces shared by every part of the API."""
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,16 @@ class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
 
+    def on_bind_field(self, field_name: str, field_obj: fields.Field) -> None:
+        # Bounds every schema gets without each field asking: an integer without its own Range fits a 32-bit
+        # column (a larger one is bad input, not an overflow in the driver), and a date or time lies in years
+        # the service's arithmetic and timezone conversions can reach without overflowing.
+        super().on_bind_field(field_name, field_obj)
+        if isinstance(field_obj, fields.Integer) and not _has(field_obj, validate.Range):
+            field_obj.validators.append(validate.Range(min=-INT32 - 1, max=INT32))
+        elif isinstance(field_obj, fields.Date | fields.DateTime | fields.NaiveDateTime):
+            field_obj.validators.append(_plausible_year)
+
     @pre_load
     def _refuse_nul(self, data: Any, **_kw: Any) -> Any:
         # PostgreSQL text cannot hold NUL: refused here as bad input, not left to fail in the database as a 500.
@@ -23,6 +34,19 @@ class StrictSchema(Schema):
             if bad:
                 raise ValidationError(bad)
         return data
+
+
+INT32 = 2**31 - 1
+FIRST_YEAR, LAST_YEAR = 1900, 2999
+
+
+def _has(field_obj: fields.Field, kind: type) -> bool:
+    return any(isinstance(v, kind) for v in field_obj.validators)
+
+
+def _plausible_year(value: dt.date) -> None:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValidationError(f"must be between the years {FIRST_YEAR} and {LAST_YEAR}")
 
 
 def _has_nul(value: Any) -> bool:
