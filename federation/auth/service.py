@@ -26,6 +26,7 @@ from federation.errors import APIError
 from federation.extensions import db, utcnow
 from federation.firewall import Subject, firewall
 from federation.firewall.models import PolicyState
+from tenants.login_ids import login_key_or_none
 from tenants.models import OrgUnit, Tenant, User
 
 COOKIE = "musubi_session"
@@ -48,33 +49,68 @@ class SignIn:
     user: User
 
 
-def _too_many(keys: list[str]) -> None:
+def account_key(tenant_slug: str, login_id: str) -> str:
+    """Failures count per account: by the login key, so EMP001 and emp001 are one count."""
+    return f"acct:{tenant_slug}/{login_key_or_none(login_id) or login_id}"
+
+
+def _refuse(seconds: float) -> APIError:
+    wait = max(1, int(seconds) + 1)
+    return APIError(429, "too many failed sign-ins; try again later", headers={"Retry-After": str(wait)})
+
+
+def _throttle(account: str, client: str) -> None:
+    """Before a password is even checked.
+
+    Per account: after MUSUBI_LOGIN_MAX_FAILURES failures in a row (ended by a success or an officer's unlock), the
+    account waits MUSUBI_LOGIN_LOCK_SECONDS after the last failure, doubling with each further failure (at most a
+    day); while it waits even the right password is refused. That bounds guesses at one account from any number of
+    addresses.
+
+    Per address: many members share one carrier-NAT address, so an address is never locked as a whole. Over
+    MUSUBI_LOGIN_ADDRESS_MAX_FAILURES failures in the window, it may still sign in to an account nobody has failed
+    at (the member behind the same NAT who types their password right), but not try again at an account that has
+    failures: a password sprayed from one address gets one guess per account.
+    """
     settings = current_app.config["MUSUBI"]
-    since = utcnow() - timedelta(seconds=settings.login_window_seconds)
-    for key in keys:
-        count = db.session.execute(
-            select(func.count()).select_from(LoginFailure).where(LoginFailure.key == key, LoginFailure.at >= since)
-        ).scalar_one()
-        if count >= settings.login_max_failures:
-            raise APIError(429, "too many failed sign-ins; try again later",
-                           headers={"Retry-After": str(settings.login_window_seconds)})
+    count, last = db.session.execute(
+        select(func.count(), func.max(LoginFailure.at)).where(LoginFailure.key == account)).one()
+    now = utcnow()
+    if count >= settings.login_max_failures and last is not None:
+        wait = min(settings.login_lock_seconds * 2 ** min(count - settings.login_max_failures, 20), 86400)
+        until = last + timedelta(seconds=wait)
+        if now < until:
+            raise _refuse((until - now).total_seconds())
+    if count:
+        since = now - timedelta(seconds=settings.login_window_seconds)
+        from_here = db.session.execute(select(func.count()).select_from(LoginFailure).where(
+            LoginFailure.key == client, LoginFailure.at >= since)).scalar_one()
+        if from_here >= settings.login_address_max_failures:
+            raise _refuse(settings.login_window_seconds)
+
+
+def unlock_account(tenant_slug: str, login_id: str) -> int:
+    """An officer lets a locked-out member try again at once; returns how many failures were forgotten."""
+    return db.session.execute(delete(LoginFailure).where(LoginFailure.key == account_key(tenant_slug, login_id))
+                              ).rowcount or 0
 
 
 def sign_in(tenant_slug: str, login_id: str, password: str, *, client: str, user_agent: str | None) -> SignIn:
-    account_key = f"acct:{tenant_slug}/{login_id}"
+    acct_key = account_key(tenant_slug, login_id)
+    key = login_key_or_none(login_id)
     client_key = f"addr:{client}"
-    _too_many([account_key, client_key])
+    _throttle(acct_key, client_key)
     user = db.session.execute(
         select(User).join(Tenant, Tenant.id == User.tenant_id)
-        .where(Tenant.slug == tenant_slug, User.login_id == login_id)
+        .where(Tenant.slug == tenant_slug, User.login_key == key)
     ).scalar_one_or_none()
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None or user.status != "active":
-        db.session.add_all([LoginFailure(key=account_key), LoginFailure(key=client_key)])
+        db.session.add_all([LoginFailure(key=acct_key), LoginFailure(key=client_key)])
         db.session.commit()
         # One answer for a wrong tenant, login id, password or a suspended account: nothing to enumerate.
         raise APIError(401, "the tenant, login id or password is wrong", code="bad_credentials")
-    db.session.execute(delete(LoginFailure).where(LoginFailure.key == account_key))
+    db.session.execute(delete(LoginFailure).where(LoginFailure.key == acct_key))
     settings = current_app.config["MUSUBI"]
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(24)

@@ -8,6 +8,7 @@ from marshmallow import fields
 
 from federation.auth.service import COOKIE, end_session, require_caller, sign_in
 from federation.firewall import firewall
+from federation.push.records import forget_session
 from federation.schemas import StrictSchema, text
 from tenants.schemas import UserOut
 
@@ -68,6 +69,7 @@ class Logout(MethodView):
     def post(self):
         """End this session: the cookie and the bearer token stop working at once"""
         require_caller()
+        forget_session(g.auth_session.id)  # this sign-in's push subscriptions go with it
         end_session(g.auth_session)
         resp = current_app.response_class(status=204)
         resp.delete_cookie(COOKIE, path="/")
@@ -86,3 +88,22 @@ class Me(MethodView):
         roles += [{"role": r, "tenant": subject.tenant, "unit_id": None, "derived": True}
                   for r in firewall.roles_of(subject) if r not in {x["role"] for x in roles}]
         return {"user": user, "tenant": user.tenant, "roles": roles, "csrf_token": g.caller.csrf_token}
+
+
+class PasswordChangeIn(StrictSchema):
+    current_password = text(1, 200, required=True, load_only=True)
+    new_password = text(1, 200, required=True, load_only=True)
+
+
+@blp.route("/me/password")
+class MyPassword(MethodView):
+    @blp.arguments(PasswordChangeIn)
+    @blp.response(204)
+    def post(self, body):
+        """Change your own password; your other sign-ins end, this one stays"""
+        from federation.auth import accounts
+
+        require_caller()
+        accounts.change_password(g.user, body["current_password"], body["new_password"],
+                                 session_id=g.auth_session.id)
+        return current_app.response_class(status=204)
