@@ -18,6 +18,7 @@ from federation.jobs import enqueue_now, job
 from federation.push import vapid
 from federation.push.records import PushSubscription
 from federation.push.sender import BACKOFF, MAX_ATTEMPTS, MAX_PLAINTEXT, sender
+from tenants.models import User
 
 log = logging.getLogger("musubi.push")
 
@@ -40,7 +41,9 @@ def push_message(sub_ids: list[int], body: str, topic: str, ttl: int, attempt: i
     except vapid.VapidMissing as exc:
         log.warning("push not sent: %s", exc)
         return
-    rows = db.session.execute(select(PushSubscription).where(PushSubscription.id.in_(sub_ids))).scalars().all()
+    # Read at send time: a device whose owner was suspended since the message was queued gets nothing (F7).
+    rows = db.session.execute(select(PushSubscription).join(User, User.id == PushSubscription.user_id).where(
+        PushSubscription.id.in_(sub_ids), User.status == "active")).scalars().all()
     subs = [{"id": r.id, "endpoint": r.endpoint, "keys": {"p256dh": r.p256dh, "auth": r.auth}} for r in rows]
     db.session.rollback()  # hold no transaction open while the network is busy
     if not subs:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, func, select
+from sqlalchemy import ForeignKey, Index, Integer, String, delete, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from federation.extensions import UTCDateTime, db, utcnow
@@ -20,6 +20,9 @@ class PushSubscription(db.Model):
     p256dh: Mapped[str] = mapped_column(String(120))
     auth: Mapped[str] = mapped_column(String(60))
     user_agent: Mapped[str | None] = mapped_column(String(300))
+    # The sign-in it was registered in: signing out removes it (forget_session), so a shared PC's browser stops
+    # getting the previous person's notices.
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("auth_sessions.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -48,3 +51,8 @@ def delivered_counts(notice_id: int) -> dict[int, int]:
         select(PushSend.tenant_id, func.count(func.distinct(PushSend.user_id)))
         .where(PushSend.notice_id == notice_id, PushSend.kind == "notice").group_by(PushSend.tenant_id))
     return {tenant_id: count for tenant_id, count in rows}
+
+
+def forget_session(session_id: int) -> None:
+    """Remove the push subscriptions registered in this sign-in; the caller's commit (ending the session) keeps it."""
+    db.session.execute(delete(PushSubscription).where(PushSubscription.session_id == session_id))

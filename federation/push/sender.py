@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import ipaddress
 import json
 import logging
 import threading
@@ -31,11 +30,10 @@ from sqlalchemy import delete, select
 from federation.dbutil import insert_ignore
 from federation.extensions import db, utcnow
 from federation.jobs import enqueue_now, job
-from federation.notices.audience import members_in_scope
-from federation.notices.models import Delivery, Notice, Receipt
-from federation.push import vapid
+from federation.notices.models import Notice, Receipt
+from federation.push import addresses, vapid
 from federation.push.records import PushSend, PushSubscription
-from tenants.models import RoleGrant, User
+from tenants.models import User
 
 log = logging.getLogger("musubi.push")
 
@@ -95,22 +93,8 @@ def parse_retry_after(value: str | None) -> float:
 # --- endpoints ----------------------------------------------------------------------------------------------------
 
 def endpoint_problem(endpoint: str) -> str | None:
-    """Push services are https; plain http is accepted only on the loopback interface (tests, local trials)."""
-    try:
-        parts = urlsplit(endpoint)
-    except ValueError:
-        return "not a URL"
-    if parts.scheme == "https" and parts.hostname:
-        return None
-    if parts.scheme == "http" and parts.hostname:
-        host = parts.hostname
-        try:
-            if ipaddress.ip_address(host).is_loopback:
-                return None
-        except ValueError:
-            if host == "localhost":
-                return None
-    return "must be an https URL"
+    """What is wrong with a subscription's endpoint under this server's settings (https, public address), or None."""
+    return addresses.endpoint_problem(endpoint, current_app.config["MUSUBI"].push_allow_private)
 
 
 # --- sending ------------------------------------------------------------------------------------------------------
@@ -118,8 +102,12 @@ def endpoint_problem(endpoint: str) -> str | None:
 @dataclass
 class Outcome:
     subscription_id: int
-    status: int  # HTTP status, or 0 for a network error / timeout
+    status: int  # HTTP status, 0 for a network error / timeout, REFUSED for an address push may not reach
     retry_after: float = 0.0
+    reason: str = ""
+
+
+REFUSED = -1  # never connected: the endpoint is, or resolves to, a private address (push/addresses.py)
 
 
 class Breaker:
@@ -159,8 +147,14 @@ class Sender:
         self.breaker = Breaker()
 
     async def _send_one(self, session: aiohttp.ClientSession, gate: asyncio.Semaphore, keys: vapid.VapidKeys,
-                        sub: dict[str, Any], body: bytes, headers: dict[str, str], ttl: int) -> Outcome:
+                        sub: dict[str, Any], body: bytes, headers: dict[str, str], ttl: int,
+                        allowed: tuple[addresses.Network, ...]) -> Outcome:
         endpoint = sub["endpoint"]
+        # The URL as written again (the row may predate the rule); a host name is checked on its resolved
+        # addresses by the connector's resolver, when connecting.
+        problem = addresses.endpoint_problem(endpoint, allowed)
+        if problem:
+            return Outcome(sub["id"], REFUSED, reason=problem)
         parts = urlsplit(endpoint)
         origin = f"{parts.scheme}://{parts.netloc}"
         paused = self.breaker.open_for(origin)
@@ -172,12 +166,16 @@ class Sender:
                 # which skips send_async's per-message header rebuilding (measured: about a fifth more pushes per
                 # CPU-second) with the same headers it would send.
                 encrypted = WebPusher(sub).encode(body, "aes128gcm")["body"]
-                async with session.post(endpoint, data=encrypted, timeout=self._timeout, headers={
+                async with session.post(endpoint, data=encrypted, timeout=self._timeout, allow_redirects=False,
+                                        headers={
                     **headers, "TTL": str(ttl), "Authorization": keys.authorization(endpoint),
                     "Content-Encoding": "aes128gcm", "Content-Type": "application/octet-stream",
                 }) as resp:
                     await resp.read()
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                refused = addresses.refusal_in(exc)
+                if refused is not None:
+                    return Outcome(sub["id"], REFUSED, reason=str(refused))
                 log.info("push to %s failed: %s", origin, exc)
                 self.breaker.record(origin, False)
                 return Outcome(sub["id"], 0)
@@ -189,20 +187,29 @@ class Sender:
         return Outcome(sub["id"], status, retry_after)
 
     async def _send_all(self, keys: vapid.VapidKeys, subs: list[dict[str, Any]], body: bytes,
-                        headers: dict[str, str], ttl: int) -> list[Outcome]:
+                        headers: dict[str, str], ttl: int, allowed: tuple[addresses.Network, ...]) -> list[Outcome]:
         gate = asyncio.Semaphore(self.concurrency)
-        connector = aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=self.concurrency)
+        connector = aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=self.concurrency,
+                                         resolver=addresses.GuardedResolver(allowed))
         async with aiohttp.ClientSession(connector=connector) as session:
-            return list(await asyncio.gather(*(self._send_one(session, gate, keys, s, body, headers, ttl)
+            return list(await asyncio.gather(*(self._send_one(session, gate, keys, s, body, headers, ttl, allowed)
                                                for s in subs)))
 
-    def send_all(self, keys: vapid.VapidKeys, subs: list[dict[str, Any]], body: bytes,
-                 headers: dict[str, str]) -> list[Outcome]:
+    def send_all(self, keys: vapid.VapidKeys, subs: list[dict[str, Any]], body: bytes, headers: dict[str, str],
+                 allowed: tuple[addresses.Network, ...] | None = None) -> list[Outcome]:
+        """Send to every subscription; an endpoint that is, or resolves to, an address push may not reach is never
+        connected to: its outcome is REFUSED, logged here, and the callers neither retry nor delete it."""
         if not subs:
             return []
         ttl = int(headers.get("TTL", DEFAULT_TTL))
         rest = {k: v for k, v in headers.items() if k != "TTL"}
-        return asyncio.run(self._send_all(keys, subs, body, rest, ttl))
+        if allowed is None:
+            allowed = current_app.config["MUSUBI"].push_allow_private
+        outcomes = asyncio.run(self._send_all(keys, subs, body, rest, ttl, allowed))
+        for o in outcomes:
+            if o.status == REFUSED:
+                log.warning("push to subscription %s refused, not sent: %s", o.subscription_id, o.reason)
+        return outcomes
 
 
 _sender: Sender | None = None
@@ -220,14 +227,6 @@ def sender() -> Sender:
 
 # --- jobs ---------------------------------------------------------------------------------------------------------
 
-def _recipients(delivery: Delivery):  # type: ignore[no-untyped-def]
-    if delivery.for_relay:
-        return (select(RoleGrant.user_id).join(User, User.id == RoleGrant.user_id)
-                .where(RoleGrant.tenant_id == delivery.tenant_id, RoleGrant.role == "union_admin",
-                       User.status == "active"))
-    return members_in_scope(delivery.tenant_id, (delivery.unit_path,))
-
-
 def _queue_batches(notice_id: int, kind: str, sub_ids: list[int]) -> int:
     for i in range(0, len(sub_ids), BATCH):
         batch = sub_ids[i:i + BATCH]
@@ -244,7 +243,46 @@ def _pending_subscriptions(notice_id: int, kind: str, users) -> list[int]:  # ty
     if kind == "notice":
         # Whoever has opened it needs no push about it; a reminder is about reacting, and a retraction must follow.
         stmt = stmt.where(PushSubscription.user_id.not_in(readers))
+    if kind == "reminder":
+        reacted = select(Receipt.user_id).where(Receipt.notice_id == notice_id, Receipt.reaction.is_not(None))
+        stmt = stmt.where(PushSubscription.user_id.not_in(reacted))
     return list(db.session.execute(stmt).scalars())
+
+
+def _retraction_devices(notice_id: int) -> list[int]:
+    """Devices that were sent the notice and still belong to the (active) user they were sent to."""
+    # Per device, not per user: a device subscribed after the push went out has nothing to replace, and a push it
+    # must show would be a notification about nothing. A device that has since moved to someone else (the same
+    # browser, signed in as another person) is not theirs to be told about.
+    stmt = (select(PushSubscription.id).join(PushSend, (PushSend.subscription_id == PushSubscription.id)
+                                             & (PushSend.user_id == PushSubscription.user_id))
+            .join(User, User.id == PushSubscription.user_id)
+            .where(PushSend.notice_id == notice_id, PushSend.kind == "notice", User.status == "active"))
+    already = select(PushSend.subscription_id).where(PushSend.notice_id == notice_id, PushSend.kind == "retract")
+    return list(db.session.execute(stmt.where(PushSubscription.id.not_in(already))
+                                   .order_by(PushSubscription.id)).scalars())
+
+
+def _allowed_now(notice: Notice, kind: str, delivery_ids: list[int] | None = None,
+                 among: list[int] | None = None) -> list[int]:
+    """The subscriptions (all, or those `among` the given ids) a push of `kind` about the notice may go to at this
+    moment and have not had it yet. Notices and reminders ask the firewall through cascade.recipients_now, the
+    cascade's own delivery rule."""
+    if kind == "retract":
+        devices = _retraction_devices(notice.id)
+        return devices if among is None else sorted(set(devices) & set(among))
+    from federation.notices.cascade import recipients_now
+
+    unions = None
+    if among is not None:
+        # Only the deliveries to the unions these devices' owners belong to can reach them.
+        unions = list(db.session.execute(select(PushSubscription.tenant_id).distinct()
+                                         .where(PushSubscription.id.in_(among))).scalars())
+    users = recipients_now(notice, delivery_ids, unions=unions)
+    if users is None:
+        return []
+    found = _pending_subscriptions(notice.id, kind, users)
+    return found if among is None else sorted(set(found) & set(among))
 
 
 @job
@@ -252,36 +290,26 @@ def push_deliveries(notice_id: int, delivery_ids: list[int]) -> None:
     notice = db.session.get(Notice, notice_id)
     if notice is None or notice.status != "published":
         return
-    sub_ids: set[int] = set()
-    for delivery in db.session.execute(select(Delivery).where(Delivery.id.in_(delivery_ids))).scalars():
-        sub_ids.update(_pending_subscriptions(notice_id, "notice", _recipients(delivery)))
-    _queue_batches(notice_id, "notice", sorted(sub_ids))
+    _queue_batches(notice_id, "notice", _allowed_now(notice, "notice", delivery_ids))
 
 
 @job
 def push_reminder(notice_id: int) -> None:
-    """Recipients of an event notice who have not reacted yet get one reminder."""
+    """Recipients of an event notice who have not reacted yet get one reminder, if the firewall still lets the
+    notice reach them now (F2, F7)."""
     notice = db.session.get(Notice, notice_id)
     if notice is None or notice.status != "published":
         return
-    reacted = select(Receipt.user_id).where(Receipt.notice_id == notice_id, Receipt.reaction.is_not(None))
-    sub_ids: set[int] = set()
-    for delivery in db.session.execute(select(Delivery).where(Delivery.notice_id == notice_id)).scalars():
-        users = _recipients(delivery).where(User.id.not_in(reacted))
-        sub_ids.update(_pending_subscriptions(notice_id, "reminder", users))
-    _queue_batches(notice_id, "reminder", sorted(sub_ids))
+    _queue_batches(notice_id, "reminder", _allowed_now(notice, "reminder"))
 
 
 @job
 def push_retraction(notice_id: int) -> None:
     """Devices that were sent the notice get a retraction under the same Topic, replacing it if still pending."""
-    # Per device, not per user: a device subscribed after the push went out has nothing to replace, and a push it
-    # must show would be a notification about nothing.
-    sent = select(PushSend.subscription_id).where(PushSend.notice_id == notice_id, PushSend.kind == "notice")
-    devices = set(db.session.execute(sent).scalars())
-    owners = select(PushSubscription.user_id).where(PushSubscription.id.in_(sent))
-    _queue_batches(notice_id, "retract",
-                   [s for s in _pending_subscriptions(notice_id, "retract", owners) if s in devices])
+    notice = db.session.get(Notice, notice_id)
+    if notice is None:
+        return
+    _queue_batches(notice_id, "retract", _allowed_now(notice, "retract"))
 
 
 @job
@@ -295,8 +323,9 @@ def send_batch(notice_id: int, kind: str, sub_ids: list[int], attempt: int = 0) 
     except vapid.VapidMissing as exc:
         log.warning("push not sent: %s", exc)
         return
-    users = select(PushSubscription.user_id).where(PushSubscription.id.in_(sub_ids))
-    todo = set(_pending_subscriptions(notice_id, kind, users)) & set(sub_ids)
+    # Asked again right before sending: between queueing and now a union may have opted out or left, the author
+    # or a recipient been suspended, a device changed hands (F2, F7).
+    todo = _allowed_now(notice, kind, among=sub_ids)
     rows = db.session.execute(select(PushSubscription).where(PushSubscription.id.in_(todo))).scalars().all()
     subs = [{"id": r.id, "endpoint": r.endpoint, "keys": {"p256dh": r.p256dh, "auth": r.auth}} for r in rows]
     owners = {r.id: (r.user_id, r.tenant_id) for r in rows}

@@ -8,13 +8,10 @@ from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
-from sqlalchemy import select
 
 from federation.auth.service import require_caller
 from federation.errors import APIError, invalid
-from federation.extensions import db
-from federation.push import vapid
-from federation.push.records import PushSubscription
+from federation.push import devices, vapid
 from federation.push.sender import endpoint_problem
 from federation.schemas import StrictSchema
 
@@ -77,9 +74,7 @@ class Subscriptions(MethodView):
     @blp.response(200, SubscriptionOut(many=True))
     def get(self):
         """The signed-in user's devices"""
-        subject = require_caller()
-        return list(db.session.execute(select(PushSubscription).where(PushSubscription.user_id == subject.user_id)
-                                       .order_by(PushSubscription.id)).scalars())
+        return devices.devices_of(require_caller().user_id)
 
     @blp.arguments(SubscriptionIn)
     @blp.response(201, SubscriptionOut)
@@ -91,30 +86,11 @@ class Subscriptions(MethodView):
             raise invalid("endpoint", problem)
         _b64url_len(body["keys"]["p256dh"], "keys.p256dh", 65)
         _b64url_len(body["keys"]["auth"], "keys.auth", 16)
-        existing = db.session.execute(select(PushSubscription).where(
-            PushSubscription.endpoint == body["endpoint"])).scalar_one_or_none()
-        if existing is not None:
-            # The same browser signing in as someone else takes the endpoint over: one device, one person.
-            existing.user_id, existing.tenant_id = subject.user_id, g.user.tenant_id
-            existing.p256dh, existing.auth = body["keys"]["p256dh"], body["keys"]["auth"]
-            sub = existing
-        else:
-            sub = PushSubscription(user_id=subject.user_id, tenant_id=g.user.tenant_id, endpoint=body["endpoint"],
-                                   p256dh=body["keys"]["p256dh"], auth=body["keys"]["auth"],
-                                   user_agent=(request.headers.get("User-Agent") or "")[:300] or None)
-            db.session.add(sub)
-        db.session.commit()
-        return sub
+        return devices.subscribe(subject.user_id, g.user.tenant_id, g.auth_session.id, body["endpoint"],
+                                 body["keys"], user_agent=request.headers.get("User-Agent"))
 
     @blp.arguments(SubscriptionDeleteIn)
     @blp.response(204)
     def delete(self, body):
         """Stop pushing to this browser"""
-        subject = require_caller()
-        sub = db.session.execute(select(PushSubscription).where(
-            PushSubscription.endpoint == body["endpoint"],
-            PushSubscription.user_id == subject.user_id)).scalar_one_or_none()
-        if sub is None:
-            raise APIError(404, "no such subscription of yours")
-        db.session.delete(sub)
-        db.session.commit()
+        devices.unsubscribe(require_caller().user_id, body["endpoint"])
