@@ -16,8 +16,8 @@ import pytest
 from conftest import PG_URL
 from sqlalchemy import func, select, update
 
+from devtools.local_push import LocalPushService
 from federation import jobs
-from federation.push.local_service import LocalPushService
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,7 @@ def create(api, slug, **extra) -> int:  # type: ignore[no-untyped-def]
 
 
 def tick(app) -> dict[str, list[int]]:  # type: ignore[no-untyped-def]
-    from federation.notices.scheduler import tick as run_tick
+    from federation.scheduler.notices import tick as run_tick
 
     with app.app_context():
         out = run_tick()
@@ -106,7 +106,7 @@ def test_tick_publishes_a_scheduled_notice_once_it_falls_due_and_only_once(world
 
 @pytest.fixture
 def embedded_scheduler(app) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    from federation import scheduling
+    from federation.scheduler import runner as scheduling
 
     yield
     started = scheduling._embedded
@@ -116,7 +116,7 @@ def embedded_scheduler(app) -> Iterator[None]:  # type: ignore[no-untyped-def]
 
 
 def test_a_scheduler_started_after_publish_at_has_passed_still_publishes(world, embedded_scheduler):
-    from federation import scheduling
+    from federation.scheduler import runner as scheduling
 
     editor = world.as_("union-a", "aeditor")
     staff = world.as_("fed", "staff")
@@ -236,11 +236,88 @@ def test_no_reminder_for_a_retracted_notice_or_an_event_already_started(world, p
     assert not [m for m in push.messages() if json.loads(m.payload)["kind"] == "reminder"]
 
 
+# --- reminders ask the firewall again when they go (F2, F7) ------------------------------------------------------
+
+def _seminar_with_devices(world, push) -> tuple[int, dict[str, str]]:  # type: ignore[no-untyped-def]
+    """A federation seminar with a reminder, published to union-a (opted in) and union-b (opted out), every
+    recipient and a neighbour with one device."""
+    devices = {}
+    for tenant, login_id in (("union-a", "aadmin"), ("union-a", "a1"), ("union-a", "a2"), ("union-b", "badmin"),
+                             ("union-b", "b1"), ("union-c", "c1")):
+        sub = push.new_subscription()
+        assert world.as_(tenant, login_id).post("/api/v1/me/push-subscriptions", json=sub).status_code == 201
+        devices[login_id] = sub["endpoint"]
+    staff = world.as_("fed", "staff")
+    nid = create(staff, "fed", category="seminar", event={"starts_at": iso(now() + timedelta(hours=3))},
+                 reminder_lead_minutes=60)
+    assert staff.post(f"/api/v1/tenants/fed/notices/{nid}/publish").status_code == 202
+    jobs.drain()
+    assert {m.endpoint for m in push.messages()} == {devices[u] for u in ("aadmin", "a1", "a2", "badmin")}
+    return nid, devices
+
+
+def _reminded(push) -> set[str]:  # type: ignore[no-untyped-def]
+    return {m.endpoint for m in push.messages() if json.loads(m.payload)["kind"] == "reminder"}
+
+
+def _change(app, what) -> None:  # type: ignore[no-untyped-def]
+    from tenants import service as ts
+    from tenants.models import Tenant
+
+    with app.app_context():
+        from federation.extensions import db
+
+        def tenant(slug):  # type: ignore[no-untyped-def]
+            return db.session.execute(select(Tenant).where(Tenant.slug == slug)).scalar_one()
+
+        what(ts, tenant)
+
+
+def test_a_reminder_goes_only_where_the_firewall_lets_the_notice_go_now(world, push):
+    nid, devices = _seminar_with_devices(world, push)
+
+    def between_publish_and_reminder(ts, tenant):  # type: ignore[no-untyped-def]
+        union_a, union_b = tenant("union-a"), tenant("union-b")
+        ts.set_cascade(union_a, "opted_out", actor="operator:test")  # only its officers for relay from now on
+        ts.end_affiliation(ts.live_affiliation(union_b), actor="operator:test", side="union")  # nobody there
+        ts.set_user_status(union_a, ts.user_in(union_a, "a2"), "suspended", actor="operator:test")
+
+    _change(world.app, between_publish_and_reminder)
+    set_column(world.app, nid, reminder_at=now() - timedelta(seconds=1))
+    assert tick(world.app)["reminded"] == [nid]
+    assert _reminded(push) == {devices["aadmin"]}
+
+
+def test_a_reminder_still_reaches_an_opted_in_union_and_an_opted_out_unions_officers(world, push):
+    nid, devices = _seminar_with_devices(world, push)
+    set_column(world.app, nid, reminder_at=now() - timedelta(seconds=1))
+    assert tick(world.app)["reminded"] == [nid]
+    assert _reminded(push) == {devices[u] for u in ("aadmin", "a1", "a2", "badmin")}
+
+
+@pytest.mark.parametrize("lost", ["role revoked", "suspended"])
+def test_no_reminder_once_the_author_may_no_longer_publish(world, push, lost):
+    nid, _ = _seminar_with_devices(world, push)
+
+    def author_loses_it(ts, tenant):  # type: ignore[no-untyped-def]
+        fed = tenant("fed")
+        staff = ts.user_in(fed, "staff")
+        if lost == "suspended":
+            ts.set_user_status(fed, staff, "suspended", actor="operator:test")
+        else:
+            ts.revoke_role(fed, staff, "fed_editor", None, actor="operator:test")
+
+    _change(world.app, author_loses_it)
+    set_column(world.app, nid, reminder_at=now() - timedelta(seconds=1))
+    assert tick(world.app)["reminded"] == [nid]
+    assert _reminded(push) == set()
+
+
 SCHEDULER_PROCESS = """
 import json, sys, time
 from federation import create_app, jobs
 from federation.extensions import db
-from federation.notices.scheduler import tick
+from federation.scheduler.notices import tick
 
 app = create_app()
 start, stop = float(sys.argv[1]), float(sys.argv[2])

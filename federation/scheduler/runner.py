@@ -25,7 +25,7 @@ class Periodic:
 
 
 def periodic_jobs(tick_seconds: float) -> list[Periodic]:
-    from federation.notices.scheduler import tick
+    from federation.scheduler.notices import tick
 
     return [Periodic("notices.tick", tick, tick_seconds), Periodic("scheduler.heartbeat", heartbeat, 15)]
 

@@ -109,4 +109,11 @@ def remind_due() -> list[int]:
 
 def tick() -> dict[str, list[int]]:
     return {"published": publish_due(), "requeued": requeue_stuck(), "resumed": resume_unfinished(),
-            "reminded": remind_due()}
+            "reminded": remind_due(), **ballots_due()}
+
+
+def ballots_due() -> dict[str, list[int]]:
+    """Ballots: close those whose time is up, remind the not-yet-voted a day before the close."""
+    from federation.ballots import notify, service
+
+    return {"ballots_closed": service.close_due(), "ballots_reminded": notify.remind_due()}
