@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 from flask import Flask
+from flask.cli import FlaskGroup, ScriptInfo
 
 from federation.config import ConfigError
 
@@ -20,10 +21,19 @@ class CLIError(click.ClickException):
     """A failure the operator can act on; main() prints it as one line."""
 
 
-def _app() -> Flask:
+def _create_app() -> Flask:
     from federation import create_app
 
     return create_app()
+
+
+def _app() -> Flask:
+    """The app of this command, made once by Flask's ScriptInfo (for commands that run it rather than work inside
+    its context: serve, worker, scheduler)."""
+    try:
+        return click.get_current_context().ensure_object(ScriptInfo).load_app()
+    except ConfigError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def current_settings():  # type: ignore[no-untyped-def]
@@ -33,7 +43,8 @@ def current_settings():  # type: ignore[no-untyped-def]
 
 
 def with_app(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run the command inside an app context and turn every expected failure into one line."""
+    """Turn every failure the operator can act on into one line. The app context itself is Flask's: every command
+    of the group runs inside it (AppGroup's with_appcontext) unless declared with `with_appcontext=False`."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -42,9 +53,7 @@ def with_app(fn: Callable[..., Any]) -> Callable[..., Any]:
         from federation.errors import APIError
 
         try:
-            app = _app()
-            with app.app_context():
-                return fn(*args, **kwargs)
+            return fn(*args, **kwargs)
         except APIError as exc:
             raise CLIError(exc.message) from None
         except ConfigError as exc:
@@ -58,7 +67,8 @@ def with_app(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False,
+             load_dotenv=False, set_debug_flag=False, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """musubi: federation notices that reach union members directly, behind a Casbin firewall."""
 
@@ -93,17 +103,14 @@ def demo(members: int) -> None:
         click.echo(f"a VAPID key for Web Push was written to {settings.vapid_file}")
 
 
-@cli.command("serve")
+@cli.command("serve", with_appcontext=False)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
 def serve(host: str, port: int) -> None:
     """The web service; jobs and the scheduler run inside it unless REDIS_URL is set."""
     from werkzeug.serving import run_simple
 
-    try:
-        app = _app()
-    except ConfigError as exc:
-        raise CLIError(str(exc)) from None
+    app = _app()
     from federation import runtime
 
     runtime.start_embedded(app)
@@ -111,40 +118,38 @@ def serve(host: str, port: int) -> None:
     run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
 
 
-@cli.command("worker")
+@cli.command("worker", with_appcontext=False)
 @click.option("--burst", is_flag=True, help="stop when the queue is empty")
 @click.option("--fork", is_flag=True, help="run each job in a forked child (slower; isolates memory leaks)")
 def worker(burst: bool, fork: bool) -> None:
     """An RQ worker for the cascade and push jobs (needs REDIS_URL)."""
     from redis import Redis
-    from rq import Queue, SimpleWorker, Worker
+    from rq import Queue
 
     from federation import jobs
+    from federation.workers import MusubiSimpleWorker, MusubiWorker, stop_scheduler_child
 
-    try:
-        app = _app()
-    except ConfigError as exc:
-        raise CLIError(str(exc)) from None
+    app = _app()
     url = app.config.get("REDIS_URL")
     if not url:
         raise CLIError("worker needs REDIS_URL; without it jobs run inside 'serve'")
     jobs.set_worker_app(app)
     conn = Redis.from_url(url)
-    cls = Worker if fork else SimpleWorker
+    cls = MusubiWorker if fork else MusubiSimpleWorker
     w = cls([Queue(jobs.QUEUE_NAME, connection=conn)], connection=conn)
     # RQ's own SIGTERM handling is a warm shutdown: the job in flight finishes, then the worker exits.
-    w.work(burst=burst, with_scheduler=True, logging_level="INFO")
+    try:
+        w.work(burst=burst, with_scheduler=True, logging_level="INFO")
+    finally:
+        stop_scheduler_child(w)
 
 
-@cli.command("scheduler")
+@cli.command("scheduler", with_appcontext=False)
 def scheduler() -> None:
     """The one scheduler process: publishes due notices and sends reminders (needs REDIS_URL)."""
-    from federation import scheduling
+    from federation.scheduler import runner as scheduling
 
-    try:
-        app = _app()
-    except ConfigError as exc:
-        raise CLIError(str(exc)) from None
+    app = _app()
     if not app.config.get("REDIS_URL"):
         raise CLIError("scheduler needs REDIS_URL; without it the scheduler runs inside 'serve'")
     click.echo("musubi scheduler running", err=True)
@@ -156,7 +161,7 @@ def push_group() -> None:
     """Web Push."""
 
 
-@push_group.command("init-vapid")
+@push_group.command("init-vapid", with_appcontext=False)
 @click.option("--force", is_flag=True, help="replace an existing key (every browser must subscribe again)")
 @click.option("--if-missing", is_flag=True, help="keep an existing key and succeed (for deploy scripts)")
 def push_init_vapid(force: bool, if_missing: bool) -> None:
@@ -340,7 +345,7 @@ def policy_group() -> None:
     """The firewall policy."""
 
 
-@policy_group.command("test")
+@policy_group.command("test", with_appcontext=False)
 @click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="assertions file (default: policies/assertions.txt)")
 @click.option("--quiet", is_flag=True, help="print failures and the summary only")
@@ -396,24 +401,88 @@ def audit_group() -> None:
 @audit_group.command("verify-log")
 @click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="verify an export (JSON lines) instead of the database")
+@click.option("--anchor", "anchor_files", type=click.Path(exists=True, dir_okay=False), multiple=True,
+              help="an anchor file ('audit anchor'): the chain must reach and match every line (repeatable)")
+@click.option("--expect-head", "expect_heads", metavar="SEQ:HASH", multiple=True,
+              help="an entry the chain must reach and match, e.g. a head noted down earlier (repeatable)")
+@click.option("--no-key", is_flag=True, help="check the hashes only (a verifier without the audit key)")
 @with_app
-def audit_verify(path: str | None) -> None:
-    """Walk the hash chain end to end; name the first broken entry."""
-    from federation.audit.chain import verify, verify_records
+def audit_verify(path: str | None, anchor_files: tuple[str, ...], expect_heads: tuple[str, ...],
+                 no_key: bool) -> None:
+    """Walk the hash chain end to end, check every MAC and anchor; name the first broken entry."""
+    from federation.audit.chain import AnchorError, current_key, verify, verify_records
 
+    key = None if no_key else current_key()
+    anchors = _anchors(anchor_files, expect_heads, key)
     if path:
         with open(path, encoding="utf-8") as fh:
             try:
-                result = verify_records(json.loads(line) for line in fh if line.strip())
+                result = verify_records((json.loads(line) for line in fh if line.strip()), key=key,
+                                        anchors=anchors)
             except (ValueError, KeyError, TypeError) as exc:
+                if isinstance(exc, AnchorError):
+                    raise CLIError(str(exc)) from None
                 raise CLIError(f"{path} is not an audit export: {exc}") from None
     else:
-        result = verify()
+        result = verify(anchors, use_key=not no_key)
     if result.ok:
-        click.echo(f"ok: {result.entries} entries, head {result.head}")
+        keyed = (f", keyed from entry {result.keyed_from}" if result.keyed_from else ", no entry keyed") \
+            if result.macs_checked else ", MACs not checked (hashes only)"
+        unkeyed = f", {result.unkeyed} unkeyed" if result.unkeyed and result.macs_checked else ""
+        anchored = f", {result.anchors} anchors matched" if result.anchors else ""
+        click.echo(f"ok: {result.entries} entries, head {result.head}{keyed}{unkeyed}{anchored}")
         return
     raise CLIError(f"audit log broken at entry {result.broken_at}: {result.reason} "
                    f"({result.entries} entries verified before it)")
+
+
+def _anchors(anchor_files: tuple[str, ...], expect_heads: tuple[str, ...], key: bytes | None) -> list:
+    from federation.audit.chain import AnchorError, parse_expected_head, read_anchors
+
+    anchors = []
+    try:
+        for name in anchor_files:
+            with open(name, encoding="utf-8") as fh:
+                anchors += read_anchors(fh, key, os.path.basename(name))
+        anchors += [parse_expected_head(text) for text in expect_heads]
+    except AnchorError as exc:
+        raise CLIError(str(exc)) from None
+    except OSError as exc:
+        raise CLIError(f"cannot read an anchor file: {exc.strerror}") from None
+    return anchors
+
+
+@audit_group.command("anchor")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="the anchor file to append to (default: MUSUBI_AUDIT_ANCHOR_FILE; '-' prints the line)")
+@with_app
+def audit_anchor(out: str | None) -> None:
+    """Verify the chain, then append a keyed anchor {seq, hash, at, mac} of its head to an anchor file. Ship the
+    file where the database's administrators cannot write: later `verify-log --anchor FILE` fails if the chain no
+    longer reaches or matches any line of it."""
+    from federation.audit.chain import current_key, make_anchor, verify
+
+    target = out or (str(current_settings().audit_anchor_file) if current_settings().audit_anchor_file else None)
+    if target is None:
+        raise CLIError("give --out FILE, or set MUSUBI_AUDIT_ANCHOR_FILE")
+    key = current_key()
+    if key is None:
+        raise CLIError("no audit key: set MUSUBI_AUDIT_KEY or MUSUBI_AUDIT_KEY_FILE")
+    # Never anchor a chain that is already broken, or that no longer matches the anchors already in the file.
+    earlier = _anchors((target,), (), key) if target != "-" and os.path.exists(target) else []
+    result = verify(earlier)
+    if not result.ok:
+        raise CLIError(f"not anchoring: audit log broken at entry {result.broken_at}: {result.reason}")
+    line = json.dumps(make_anchor(key, result.entries, result.head), sort_keys=True)
+    if target == "-":
+        click.echo(line)
+        return
+    try:
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+    except OSError as exc:
+        raise CLIError(f"cannot append to {target}: {exc.strerror}") from None
+    click.echo(f"anchored entry {result.entries} ({result.head}) in {target}")
 
 
 @audit_group.command("check")
@@ -536,45 +605,27 @@ def audit_export(path: str) -> None:
     click.echo(f"{count} entries written to {path}")
 
 
-@cli.command("bench")
-@click.argument("suite", required=False)
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="write the results as JSON here")
-@click.option("--scale", type=click.FloatRange(0.001, 1.0), default=1.0, show_default=True,
-              help="fraction of the SPEC's sizes, for a quick look")
-def bench(suite: str | None, out: str | None, scale: float) -> None:
-    """Run the benchmark suites (all, or one: authz)."""
-    from federation.bench import run_bench
+def _add_ballot_commands() -> None:
+    from federation.ballots.cli import register
 
+    register(cli, with_app, CLIError)
+
+
+_add_ballot_commands()
+
+
+def _add_development_commands() -> None:
+    """`bench` and `faults` come from the checkout's devtools/ folder, which is not part of the installed package:
+    `python cli.py bench` works in a checkout, and a production install carries no benchmark or fault drill."""
     try:
-        run_bench(suite, out=out, scale=scale)
-    except (ValueError, ConfigError) as exc:
-        raise CLIError(str(exc)) from None
+        from devtools.commands import COMMANDS
+    except ImportError:
+        return
+    for command in COMMANDS:
+        cli.add_command(command)
 
 
-@cli.command("faults")
-@click.argument("scenarios", nargs=-1)
-@click.option("--yes-restart-servers", "confirmed", is_flag=True,
-              help="confirm that the drills may restart the PostgreSQL and Redis they are pointed at")
-def faults(scenarios: tuple[str, ...], confirmed: bool) -> None:
-    """Run the fault drills (all, or those named: worker-kill, redis-restart, pg-restart, scheduler, web-kill)
-    against the PostgreSQL and Redis named by MUSUBI_FAULT_DATABASE_URL and MUSUBI_FAULT_REDIS_URL. They restart
-    those servers."""
-    from federation.faults import run_faults
-
-    # Restarting a database is never something a typo should do: the servers are named and the restart confirmed.
-    needed = ("MUSUBI_FAULT_DATABASE_URL", "MUSUBI_FAULT_REDIS_URL", "MUSUBI_FAULT_PG_RESTART",
-              "MUSUBI_FAULT_REDIS_RESTART")
-    missing = [name for name in needed if not os.environ.get(name)]
-    if missing:
-        raise CLIError(f"name the servers to break and how to restart them: set {', '.join(missing)}")
-    if not confirmed:
-        raise CLIError("the drills restart those servers: add --yes-restart-servers")
-    try:
-        code = run_faults(scenarios)
-    except (ValueError, ConfigError) as exc:
-        raise CLIError(str(exc)) from None
-    if code:
-        sys.exit(code)
+_add_development_commands()
 
 
 def main() -> None:
@@ -589,6 +640,9 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except ConfigError as exc:  # a setting that stops the app from being made: before any command ran
+        click.echo(f"musubi: {exc}", err=True)
+        sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - the operator gets one line; MUSUBI_DEBUG=1 shows the traceback
         if os.environ.get("MUSUBI_DEBUG"):
             raise

@@ -8,6 +8,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +66,35 @@ def _secret_key(instance: Path) -> str:
     return path.read_text().strip()
 
 
+def _audit_key(instance: Path) -> str:
+    """The key of the audit chain's MACs (never stored in the database): MUSUBI_AUDIT_KEY, else the file named by
+    MUSUBI_AUDIT_KEY_FILE, else instance/audit_key; a missing key file is generated once (mode 0600). Keep a copy
+    of it where the database's administrators cannot reach: without it no MAC can be checked."""
+    key = os.environ.get("MUSUBI_AUDIT_KEY")
+    if key:
+        if len(key) < 32:
+            raise ConfigError("MUSUBI_AUDIT_KEY must be at least 32 characters")
+        return key
+    path = Path(os.environ.get("MUSUBI_AUDIT_KEY_FILE") or instance / "audit_key")
+    if not path.exists():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            pass
+        except OSError as exc:
+            raise ConfigError(f"MUSUBI_AUDIT_KEY_FILE: cannot create {path}: {exc.strerror}") from None
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+    try:
+        key = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"MUSUBI_AUDIT_KEY_FILE: cannot read {path}: {exc.strerror}") from None
+    if len(key) < 32:
+        raise ConfigError(f"MUSUBI_AUDIT_KEY_FILE: {path} must hold at least 32 characters")
+    return key
+
+
 def _database_url(instance: Path) -> str:
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'musubi.db'}"
     # Plain postgresql:// would pick psycopg2, which we do not ship; psycopg 3 is the driver.
@@ -99,6 +129,13 @@ class Settings:
     proxy_hops: int = 0
     public_url: str | None = None
     secret_key_fallbacks: tuple[str, ...] = ()
+    login_lock_seconds: int = 60
+    login_address_max_failures: int = 100
+    reset_hours: int = 72
+    hsts_seconds: int = 0
+    audit_key: str = ""
+    audit_anchor_file: Path | None = None
+    push_allow_private: tuple[Any, ...] = ()  # ip networks push endpoints may reach although not public
 
     def flask_mapping(self) -> dict[str, object]:
         return {
@@ -108,6 +145,10 @@ class Settings:
             "REDIS_URL": self.redis_url,
             "MUSUBI": self,
         }
+
+
+def _public_url_is_https() -> bool:
+    return (os.environ.get("MUSUBI_PUBLIC_URL") or "").lower().startswith("https://")
 
 
 def load_settings() -> Settings:
@@ -121,7 +162,8 @@ def load_settings() -> Settings:
         session_hours=_int("MUSUBI_SESSION_HOURS", 24 * 14),
         login_max_failures=_int("MUSUBI_LOGIN_MAX_FAILURES", 10),
         login_window_seconds=_int("MUSUBI_LOGIN_WINDOW_SECONDS", 900),
-        secure_cookies=_bool("MUSUBI_SECURE_COOKIES", False),
+        # Behind https (the public address says so) cookies are Secure unless told otherwise.
+        secure_cookies=_bool("MUSUBI_SECURE_COOKIES", _public_url_is_https()),
         vapid_file=Path(os.environ.get("MUSUBI_VAPID_FILE") or instance / "vapid.json"),
         vapid_subject=os.environ.get("MUSUBI_VAPID_SUBJECT", "mailto:admin@musubi.invalid"),
         reminder_lead_hours=_int("MUSUBI_REMINDER_LEAD_HOURS", 24),
@@ -137,6 +179,15 @@ def load_settings() -> Settings:
         proxy_hops=_proxy_hops(),
         public_url=_public_url(),
         secret_key_fallbacks=_secret_key_fallbacks(),
+        login_lock_seconds=_int("MUSUBI_LOGIN_LOCK_SECONDS", 60),
+        login_address_max_failures=_int("MUSUBI_LOGIN_ADDRESS_MAX_FAILURES", 100),
+        reset_hours=_int("MUSUBI_RESET_HOURS", 72),
+        hsts_seconds=_int("MUSUBI_HSTS_SECONDS", 365 * 86400 if _public_url_is_https() else 0),
+        audit_key=_audit_key(instance),
+        # Where `audit anchor` appends by default; ship the file off this host (it is only as safe as its copies).
+        audit_anchor_file=Path(os.environ["MUSUBI_AUDIT_ANCHOR_FILE"]) if os.environ.get("MUSUBI_AUDIT_ANCHOR_FILE")
+        else None,
+        push_allow_private=_push_allow_private(),
     )
 
 
@@ -179,3 +230,15 @@ def _cascade_chunk() -> int:
     if value < 0:
         raise ConfigError(f"MUSUBI_CASCADE_CHUNK must be 0 or more, got {value}")
     return value
+
+
+def _push_allow_private() -> tuple[Any, ...]:
+    """Addresses or networks (comma-separated: `127.0.0.1`, `10.8.0.0/16`) that push endpoints may reach although
+    they are not public, and on which an endpoint may be plain http: the local push service of the tests and
+    benchmarks. Unset, push goes only to https endpoints on public addresses (federation/push/addresses.py)."""
+    from federation.push.addresses import parse_networks
+
+    try:
+        return parse_networks(os.environ.get("MUSUBI_PUSH_ALLOW_PRIVATE") or "")
+    except ValueError as exc:
+        raise ConfigError(f"MUSUBI_PUSH_ALLOW_PRIVATE: {exc}") from None

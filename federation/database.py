@@ -27,8 +27,11 @@ def upgrade() -> None:
     if db.session.execute(select(PolicyState.id).where(PolicyState.id == 1)).first() is None:
         db.session.add(PolicyState(id=1, version=1))
         db.session.commit()
+    from federation.audit.chain import ensure_chain
     from tenants.service import ensure_platform
 
+    # A keyed start of the audit chain and the policy files in force, before anything else is recorded.
+    ensure_chain()
     ensure_platform()
 
 

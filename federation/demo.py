@@ -127,7 +127,8 @@ def _union(rng: random.Random, fed: Tenant, councils: list, n: int, stem: str, n
         given, given_kana = rng.choice(GIVEN)
         _, workplaces = branches[i % len(branches)]
         kana = f"{sur_kana} {given_kana}"
-        rows.append({"tenant_id": union.id, "login_id": str(10001 + i), "display_name": f"{sur} {given}",
+        rows.append({"tenant_id": union.id, "login_id": str(10001 + i), "login_key": str(10001 + i),
+                     "display_name": f"{sur} {given}",
                      "name_kana": kana, "kana_key": kana_sort_key(kana), "password_hash": pw, "status": "active",
                      "unit_id": workplaces[i % 2].id, "created_at": utcnow()})
     db.session.execute(insert(User), rows)

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask_smorest import Api
+from flask_smorest import Api, Blueprint
 from flask_sqlalchemy import SQLAlchemy
 from marshmallow import Schema, fields
 from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase
+
+from federation.jsonbody import BodyParser
 
 # Stable constraint names, so Alembic migrations read the same on SQLite and PostgreSQL.
 NAMING = {
@@ -38,6 +40,9 @@ class ErrorBody(Schema):
 class MusubiApi(Api):
     ERROR_SCHEMA = ErrorBody
 
+
+# Every body an operation parses is read by one parser that refuses hostile shapes as bad input (federation.jsonbody).
+Blueprint.ARGUMENTS_PARSER = BodyParser()
 
 db = SQLAlchemy(model_class=Base)
 api = MusubiApi()

@@ -5,7 +5,8 @@ from flask import Flask
 
 
 def start_embedded(app: Flask) -> None:
-    from federation import jobs, scheduling
+    from federation import jobs
+    from federation.scheduler import runner as scheduling
 
     jobs.start(app)
     if not app.config.get("REDIS_URL"):

@@ -16,6 +16,7 @@ from federation.errors import APIError
 from federation.extensions import db, utcnow
 from federation.firewall.templates import GRANTABLE, UNIT_SCOPED
 from tenants.kana import is_kana, kana_sort_key, normalize_kana
+from tenants.login_ids import LoginIdError, login_key, normalize_login_id
 from tenants.models import OrgUnit, RoleGrant, Tenant, User
 
 # Header names a union office is likely to use, in Japanese or English.
@@ -99,7 +100,7 @@ def check(tenant: Tenant, data: bytes) -> ImportReport:
     by_name: dict[str, list[OrgUnit]] = {}
     for u in units.values():
         by_name.setdefault(u.name, []).append(u)
-    existing = set(db.session.execute(select(User.login_id).where(User.tenant_id == tenant.id)).scalars())
+    existing = set(db.session.execute(select(User.login_key).where(User.tenant_id == tenant.id)).scalars())
     seen: dict[str, int] = {}
     rows: list[Row] = []
     grantable = GRANTABLE.get(tenant.kind, ())
@@ -112,15 +113,23 @@ def check(tenant: Tenant, data: bytes) -> ImportReport:
         values = {key: (cells[i].strip() if i < len(cells) else "") for key, i in cols.items()}
         row = Row(line, values["login_id"], values["display_name"], normalize_kana(values["name_kana"]), None,
                   values.get("role") or None)
-        if not row.login_id or len(row.login_id) > 254 or any(ch.isspace() for ch in row.login_id):
+        try:
+            # The one form of a login id: ＥＭＰ００１ and emp001 are one person (one key), here as at sign-in.
+            row.login_id = normalize_login_id(row.login_id) if row.login_id else ""
+            invisible = False
+        except LoginIdError:
+            invisible = not any(ch.isspace() for ch in row.login_id)  # a space has its own message below
+        if invisible:
+            row.problem("employee number: contains an invisible or control character; type it again")
+        elif not row.login_id or len(row.login_id) > 254 or any(ch.isspace() for ch in row.login_id):
             row.problem("employee number: 1-254 characters without spaces")
-        elif row.login_id in existing:
+        elif login_key(row.login_id) in existing:
             row.problem("employee number %(login_id)s is already a member", login_id=row.login_id)
-        elif row.login_id in seen:
+        elif login_key(row.login_id) in seen:
             row.problem("employee number %(login_id)s also on line %(other)s", login_id=row.login_id,
-                        other=seen[row.login_id])
+                        other=seen[login_key(row.login_id)])
         else:
-            seen[row.login_id] = line
+            seen[login_key(row.login_id)] = line
         if not row.display_name or len(row.display_name) > 100:
             row.problem("name: 1-100 characters")
         if not row.name_kana or not is_kana(row.name_kana) or len(row.name_kana) > 100:
@@ -151,7 +160,8 @@ def commit(tenant: Tenant, report: ImportReport, *, actor: str) -> int:
                        fields={"file": report.problems[:50]})
     now = utcnow()
     db.session.execute(insert(User), [
-        {"tenant_id": tenant.id, "login_id": r.login_id, "display_name": r.display_name, "name_kana": r.name_kana,
+        {"tenant_id": tenant.id, "login_id": r.login_id, "login_key": login_key(r.login_id),
+         "display_name": r.display_name, "name_kana": r.name_kana,
          "kana_key": kana_sort_key(r.name_kana), "password_hash": None, "status": "invited", "unit_id": r.unit_id,
          "created_at": now} for r in report.rows])
     with_roles = [r for r in report.rows if r.role]
@@ -159,7 +169,7 @@ def commit(tenant: Tenant, report: ImportReport, *, actor: str) -> int:
         from federation.firewall.models import bump_policy_version
 
         ids = dict(db.session.execute(select(User.login_id, User.id).where(
-            User.tenant_id == tenant.id, User.login_id.in_([r.login_id for r in with_roles]))).all())
+            User.tenant_id == tenant.id, User.login_key.in_([login_key(r.login_id) for r in with_roles]))).all())
         db.session.execute(insert(RoleGrant), [
             {"tenant_id": tenant.id, "user_id": ids[r.login_id], "role": r.role, "unit_id": 0, "granted_by": actor,
              "granted_at": now} for r in with_roles])

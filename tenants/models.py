@@ -4,9 +4,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from federation.extensions import UTCDateTime, db, utcnow
+from tenants.login_ids import login_key
 
 TENANT_KINDS = ("platform", "federation", "union")
 UNIT_KINDS = {"federation": ("block", "council"), "union": ("branch", "workplace")}
@@ -66,6 +67,8 @@ class User(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     login_id: Mapped[str] = mapped_column(String(254))
+    # The case-folded login id (tenants/login_ids.py): unique per tenant, what sign-in and lookups match.
+    login_key: Mapped[str] = mapped_column(String(254))
     display_name: Mapped[str] = mapped_column(String(100))
     name_kana: Mapped[str] = mapped_column(String(100))
     kana_key: Mapped[str] = mapped_column(String(100))
@@ -83,10 +86,16 @@ class User(db.Model):
 
     __table_args__ = (
         UniqueConstraint("tenant_id", "login_id", name="uq_users_tenant_login"),
+        Index("uq_users_tenant_login_key", "tenant_id", "login_key", unique=True),
         CheckConstraint("status IN ('invited', 'active', 'suspended')", name="status"),
         Index("ix_users_tenant_status_kana", "tenant_id", "status", "kana_key"),
         Index("ix_users_unit", "unit_id"),
     )
+
+    @validates("login_id")
+    def _keyed(self, _name: str, value: str) -> str:
+        self.login_key = login_key(value)
+        return value
 
     @property
     def subject(self) -> str:

@@ -16,6 +16,7 @@ from federation.extensions import db, utcnow
 from federation.firewall.models import bump_policy_version
 from federation.firewall.templates import DERIVED_ROLE, GRANTABLE, UNIT_SCOPED
 from tenants.kana import is_kana, kana_sort_key, normalize_kana
+from tenants.login_ids import LoginIdError, login_key, login_key_or_none, normalize_login_id
 from tenants.models import UNIT_KINDS, UNIT_PARENTS, Affiliation, OrgUnit, RoleGrant, Tenant, User
 
 # \Z, not $: `$` also matches before a trailing newline, which would let "union-x\n" in as a slug.
@@ -102,9 +103,16 @@ def unit_in(tenant: Tenant, unit_id: int | None, field: str = "unit_id") -> OrgU
 
 # --- users --------------------------------------------------------------------------------------------------------
 
+def login_id_of(raw: str, field: str = "login_id") -> str:
+    """The normalised login id (tenants/login_ids.py), or a 422 naming the field."""
+    try:
+        return normalize_login_id(raw)
+    except LoginIdError as exc:
+        raise invalid(field, str(exc)) from None
+
+
 def check_person(login_id: str, display_name: str, name_kana: str) -> None:
-    if not login_id.strip() or len(login_id) > 254 or any(c.isspace() for c in login_id):
-        raise invalid("login_id", "1-254 characters without spaces")
+    login_id_of(login_id)
     if not display_name.strip():
         raise invalid("display_name", "must not be empty")
     if not is_kana(name_kana):
@@ -115,16 +123,18 @@ def create_user(tenant: Tenant, *, login_id: str, display_name: str, name_kana: 
                 unit_id: int | None = None, actor: str, status: str = "active", password_hash: str | None = None,
                 commit: bool = True) -> User:
     check_person(login_id, display_name, name_kana)
+    login_id = login_id_of(login_id)
     if tenant.kind == "union" or unit_id is not None:
         unit_in(tenant, unit_id)
     if password is not None:
-        problem = password_problem(password)
+        problem = password_problem(password, login_id=login_id)
         if problem:
             raise invalid("password", problem)
         password_hash = hash_password(password)
     if status == "active" and password_hash is None:
         raise invalid("password", "an active user needs a password")
-    if db.session.execute(select(User.id).where(User.tenant_id == tenant.id, User.login_id == login_id)).first():
+    taken = select(User.id).where(User.tenant_id == tenant.id, User.login_key == login_key(login_id))
+    if db.session.execute(taken).first():
         raise conflict("login_id", f"{login_id} already exists in {tenant.slug}")
     kana = normalize_kana(name_kana)
     user = User(tenant_id=tenant.id, login_id=login_id, display_name=display_name.strip(), name_kana=kana,
@@ -139,8 +149,9 @@ def create_user(tenant: Tenant, *, login_id: str, display_name: str, name_kana: 
 
 
 def user_in(tenant: Tenant, login_id: str, field: str = "login_id") -> User:
-    user = db.session.execute(
-        select(User).where(User.tenant_id == tenant.id, User.login_id == login_id)).scalar_one_or_none()
+    key = login_key_or_none(login_id)
+    user = None if key is None else db.session.execute(
+        select(User).where(User.tenant_id == tenant.id, User.login_key == key)).scalar_one_or_none()
     if user is None:
         raise invalid(field, f"no user {login_id} in {tenant.slug}")
     return user

@@ -14,7 +14,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, inspect, text
 
 PG_URL = os.environ.get("MUSUBI_TEST_DATABASE_URL")
+# The suite pushes to the local push service on 127.0.0.1 (push/local_service.py), which push refuses unless the
+# address is allowed explicitly; set here so the servers and workers the tests start inherit it too.
+os.environ.setdefault("MUSUBI_PUSH_ALLOW_PRIVATE", "127.0.0.1")
 PW = "Test-pass-2026!"
+# The audit chain's MAC key, the same for the template database and every copy of it (each test has its own
+# instance folder, where a key file would otherwise be generated anew).
+AUDIT_KEY = "test-audit-key-0123456789abcdef0123456789"
 
 
 def _migrate(app: Flask) -> None:
@@ -37,6 +43,7 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("template") / "musubi.db"
     os.environ["DATABASE_URL"] = f"sqlite:///{path}"
     os.environ.setdefault("SECRET_KEY", "test-secret-key-0123456789abcdef")
+    os.environ.setdefault("MUSUBI_AUDIT_KEY", AUDIT_KEY)
     os.environ["MUSUBI_INSTANCE"] = str(path.parent)
     from federation import create_app
     from federation.extensions import db
@@ -69,6 +76,7 @@ def app(template_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
 
     monkeypatch.setenv("MUSUBI_INSTANCE", str(tmp_path))
     monkeypatch.setenv("SECRET_KEY", "test-secret-key-0123456789abcdef")
+    monkeypatch.setenv("MUSUBI_AUDIT_KEY", AUDIT_KEY)
     monkeypatch.delenv("REDIS_URL", raising=False)
     if PG_URL:
         monkeypatch.setenv("DATABASE_URL", PG_URL)
@@ -231,6 +239,7 @@ def _module_world(template_db: str, tmp_path_factory: pytest.TempPathFactory,
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MUSUBI_INSTANCE", str(folder))
         mp.setenv("SECRET_KEY", "test-secret-key-0123456789abcdef")
+        mp.setenv("MUSUBI_AUDIT_KEY", AUDIT_KEY)
         mp.delenv("REDIS_URL", raising=False)
         if PG_URL:
             admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))

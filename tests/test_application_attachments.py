@@ -31,14 +31,14 @@ def test_applicant_uploads_and_both_applicant_and_approver_download(world: World
     assert r.status_code == 201, r.get_json()
     out = r.get_json()
     assert out["filename"] == "会葬礼状.pdf" and out["content_type"] == "application/pdf" and out["size"] == len(PDF)
-    photo = attach(member, app["id"], JPEG, "診断書.png").get_json()
-    # The type comes from the bytes, not from the name the client sent.
+    photo = attach(member, app["id"], JPEG, "診断書.jpg").get_json()
+    # The type comes from the bytes, not from the type the client claimed (application/pdf).
     assert photo["content_type"] == "image/jpeg"
 
     listed = member.get(f"{A}/applications/{app['id']}").get_json()["attachments"]
     assert listed == [{"id": out["id"], "filename": "会葬礼状.pdf", "content_type": "application/pdf",
                        "size": len(PDF)},
-                      {"id": photo["id"], "filename": "診断書.png", "content_type": "image/jpeg", "size": len(JPEG)}]
+                      {"id": photo["id"], "filename": "診断書.jpg", "content_type": "image/jpeg", "size": len(JPEG)}]
     todo = world.as_("union-a", "aadmin").get(f"{A}/applications?view=to_approve").get_json()["items"]
     assert [a["id"] for a in todo[0]["attachments"]] == [out["id"], photo["id"]]
 
@@ -52,8 +52,8 @@ def test_applicant_uploads_and_both_applicant_and_approver_download(world: World
         assert f"filename*=UTF-8''{quote('会葬礼状.pdf')}" in d.headers["Content-Disposition"]
     img = world.as_("union-a", "aadmin").get(f"{A}/applications/{app['id']}/attachments/{photo['id']}")
     assert img.data == JPEG and img.headers["Content-Type"] == "image/jpeg"
-    for data, kind in ((PNG, "image/png"), (WEBP, "image/webp")):
-        assert attach(member, app["id"], data, "photo.pdf").get_json()["content_type"] == kind
+    for data, kind, name in ((PNG, "image/png", "photo.png"), (WEBP, "image/webp", "photo.webp")):
+        assert attach(member, app["id"], data, name).get_json()["content_type"] == kind
     # Deciding is the approver's part; the evidence is the applicant's alone to send.
     assert attach(world.as_("union-a", "aadmin"), app["id"]).status_code == 403
     assert len(member.get(f"{A}/applications/{app['id']}").get_json()["attachments"]) == 4

@@ -327,7 +327,8 @@ def test_audit_log_pages_with_a_cursor_through_every_entry_once(shared_world: Wo
     assert seen == list(range(1, n + 1))
     assert pages == -(-n // 7)
     item = aud.get("/api/v1/audit/log", query_string={"limit": 1}).get_json()["items"][0]
-    assert set(item) == {"seq", "at", "actor", "tenant", "other_tenant", "kind", "data", "prev_hash", "hash"}
+    assert set(item) == {"seq", "at", "actor", "tenant", "other_tenant", "kind", "data", "prev_hash", "hash",
+                         "mac"}
 
 
 def test_audit_log_filters_by_tenant_and_kind(shared_world: World) -> None:
@@ -360,4 +361,6 @@ def test_audit_log_verify_returns_ok_entries_and_head(shared_world: World) -> No
     assert r.status_code == 200
     body = r.get_json()
     n, head = _head(shared_world.app)
-    assert body == {"ok": True, "entries": n, "head": head}
+    # The SPEC's shape, plus what the keyed chain adds.
+    assert {k: body[k] for k in ("ok", "entries", "head")} == {"ok": True, "entries": n, "head": head}
+    assert body["macs_checked"] is True and body["keyed_from"] == 1 and body["unkeyed"] == 0

@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from conftest import World
+from conftest import AUDIT_KEY, World
 
 AUDITOR = ("platform", "aud")
 PROJECT = Path(__file__).resolve().parent.parent
@@ -96,7 +96,8 @@ def test_an_export_verifies_with_the_cli_and_an_edited_export_does_not(world: Wo
     lines[3]["data"]["role"] = "union_admin"
     bad.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in lines), encoding="utf-8")
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-           "MUSUBI_INSTANCE": str(tmp_path), "SECRET_KEY": "test-secret-key-0123456789abcdef"}
+           "MUSUBI_INSTANCE": str(tmp_path), "SECRET_KEY": "test-secret-key-0123456789abcdef",
+           "MUSUBI_AUDIT_KEY": AUDIT_KEY}
     ok = subprocess.run([sys.executable, "cli.py", "audit", "verify-log", "--file", str(good)], cwd=PROJECT,
                         env=env, capture_output=True, text=True)
     assert ok.returncode == 0 and ok.stdout.startswith(f"ok: {len(lines)} entries"), ok.stderr
@@ -104,6 +105,14 @@ def test_an_export_verifies_with_the_cli_and_an_edited_export_does_not(world: Wo
                             env=env, capture_output=True, text=True)
     assert broken.returncode != 0
     assert broken.stderr.count("\n") == 1 and "entry 4" in broken.stderr
+    # Someone else's key cannot vouch for this export; with no key at all, only the hashes are checked.
+    other = {**env, "MUSUBI_AUDIT_KEY": "another-audit-key-0123456789abcdef01234"}
+    wrong = subprocess.run([sys.executable, "cli.py", "audit", "verify-log", "--file", str(good)], cwd=PROJECT,
+                           env=other, capture_output=True, text=True)
+    assert wrong.returncode != 0 and "entry 1" in wrong.stderr and "MAC" in wrong.stderr
+    hashes = subprocess.run([sys.executable, "cli.py", "audit", "verify-log", "--no-key", "--file", str(good)],
+                            cwd=PROJECT, env=other, capture_output=True, text=True)
+    assert hashes.returncode == 0 and "MACs not checked" in hashes.stdout, hashes.stderr
 
 
 def test_the_auditor_api_is_closed_to_everyone_else(world: World) -> None:

@@ -86,12 +86,47 @@ def test_check_deny_for_union_content_says_the_federations_rule_holds_only_at_ho
                                   "missing": ["acting from inside union-a (the subject acts from fed)"]}]
 
 
-def test_check_suspended_user_holds_no_role(world: World) -> None:
-    world.as_("union-a", "aadmin").patch("/api/v1/tenants/union-a/members/a2", json={"status": "suspended"})
-    result = check(world, "user:union-a/a2", "union-a", "notices", "read")
+def test_check_suspended_officer_holds_no_role(world: World) -> None:
+    # An officer (a granted role, public through who-can) is answered as the user they are.
+    r = world.as_("union-a", "aadmin").patch("/api/v1/tenants/union-a/members/aeditor", json={"status": "suspended"})
+    assert r.status_code == 200, r.get_json()
+    result = check(world, "user:union-a/aeditor", "union-a", "notices", "read")
     assert result["allowed"] is False
     assert result["roles"] == []
     assert "not active" in result["reason"]
+
+
+def _as_login(result: dict[str, Any], login: str) -> dict[str, Any]:
+    """The answer with the asked login written as LOGIN, so answers about two logins can be compared."""
+    import json
+
+    return json.loads(json.dumps(result).replace(login, "LOGIN"))
+
+
+def test_check_does_not_tell_whether_a_union_member_exists(world: World) -> None:
+    """The auditor cannot probe a union's member list (F1) through check: an unknown login, an active plain member
+    and a suspended one get the same answer, in a union with neighbours (another union, the federation)."""
+    r = world.as_("union-a", "aadmin").patch("/api/v1/tenants/union-a/members/a2", json={"status": "suspended"})
+    assert r.status_code == 200, r.get_json()
+    for tenant, obj, action in (("union-a", "notices", "read"), ("union-a", "members", "write"),
+                                ("union-b", "notices", "read"), ("fed", "notices", "read")):
+        answers = [_as_login(check(world, f"user:union-a/{login}", tenant, obj, action), login)
+                   for login in ("a1", "a2", "NO-SUCH-EMPLOYEE-99")]
+        assert answers[0] == answers[1] == answers[2], (tenant, obj, action)
+        assert "note" in answers[0]
+    # The same holds in the neighbouring union, and a member is still a member there.
+    b = [_as_login(check(world, f"user:union-b/{login}", "union-b", "notices", "read"), login)
+         for login in ("b1", "NOBODY")]
+    assert b[0] == b[1] and b[0]["allowed"] is True
+    # what-can answers alike too.
+    aud = world.as_(*AUDITOR)
+    reach = [_as_login(aud.get("/api/v1/audit/what-can", query_string={"subject": f"user:union-a/{login}"})
+                       .get_json(), login) for login in ("a1", "NO-SUCH-EMPLOYEE-99")]
+    assert reach[0] == reach[1]
+    # A federation's staff are not a union's member list: an unknown login there is still an error.
+    r = aud.get("/api/v1/audit/check", query_string={"subject": "user:fed/nobody", "tenant": "fed",
+                                                     "object": "notices", "action": "read"})
+    assert r.status_code == 422
 
 
 def test_check_takes_role_subjects_with_and_without_a_home_tenant(shared_world: World) -> None:

@@ -209,8 +209,9 @@ CASES = [
         "/api/v1/audit/check?subject=user:union-a/a1&tenant=union-a&object=notices&action=fly", 422, "action"),
     Bad("audit-check-bad-subject", "aud", "GET",
         "/api/v1/audit/check?subject=a1&tenant=union-a&object=notices&action=read", 422, "subject"),
+    # An unknown federation login is an error; an unknown union login is answered as any member (F1, no probing).
     Bad("audit-check-unknown-user", "aud", "GET",
-        "/api/v1/audit/check?subject=user:union-a/zz9&tenant=union-a&object=notices&action=read", 422, "subject"),
+        "/api/v1/audit/check?subject=user:fed/zz9&tenant=union-a&object=notices&action=read", 422, "subject"),
     Bad("audit-check-unknown-role", "aud", "GET",
         "/api/v1/audit/check?subject=role:overlord&tenant=union-a&object=notices&action=read", 422, "subject"),
     Bad("audit-check-unknown-tenant", "aud", "GET",

@@ -116,7 +116,7 @@ def make_due(app, notice_id):  # type: ignore[no-untyped-def]
 
 
 def tick(app):  # type: ignore[no-untyped-def]
-    from federation.notices.scheduler import tick as run_tick
+    from federation.scheduler.notices import tick as run_tick
 
     with app.app_context():
         out = run_tick()
@@ -432,14 +432,16 @@ def test_stats_are_counts_per_union_and_never_names(world):
     r = staff.get(f"/api/v1/tenants/fed/notices/{nid}/stats")
     assert r.status_code == 200
     stats = r.get_json()
-    assert stats["recipients"] == 5 + 1 and stats["read"] == 4
-    assert stats["reactions"] == {"attend": 1, "absent": 1, "read": 1}
+    # union-b was reached through its one admin (officers only): what that one person did is withheld from its row
+    # and from the totals, which would otherwise give it away (the small-group rule); union-a's five are shown.
+    assert stats["recipients"] == 5 + 1 and stats["read"] == 3 and stats["withheld_recipients"] == 1
+    assert stats["reactions"] == {"attend": 1, "absent": 1, "read": 0}
     by_union = {u["union"]: u for u in stats["unions"]}
     assert set(by_union) == {"union-a", "union-b"}
     assert by_union["union-a"] == {"union": "union-a", "mode": "members", "recipients": 5, "delivered": 0, "read": 3,
-                                   "reactions": {"attend": 1, "absent": 1, "read": 0}}
-    assert by_union["union-b"] == {"union": "union-b", "mode": "relay", "recipients": 1, "delivered": 0, "read": 1,
-                                   "reactions": {"attend": 0, "absent": 0, "read": 1}}
+                                   "reactions": {"attend": 1, "absent": 1, "read": 0}, "withheld": False}
+    assert by_union["union-b"] == {"union": "union-b", "mode": "relay", "recipients": 1, "delivered": None,
+                                   "read": None, "reactions": None, "withheld": True}
     text = r.get_data(as_text=True)
     for name in ("渡辺", "青木", "加藤", "執行", "わたなべ", "あおき", "カトウ", "a1", "a2", "badmin", "login_id",
                  "display_name", "name_kana"):

@@ -45,7 +45,9 @@ def test_editor_uploads_and_member_downloads_with_safe_headers(world: World) -> 
 
 @pytest.mark.parametrize("data,kind", [(PNG, "image/png"), (JPEG, "image/jpeg"), (WEBP, "image/webp")])
 def test_image_type_comes_from_content_not_name(world: World, data: bytes, kind: str) -> None:
-    r = upload(world.as_("union-a", "aeditor"), data, name="photo.pdf", title="写真")
+    # The client claims application/pdf; the type is read from the bytes (the name must agree: test_upload_names).
+    r = upload(world.as_("union-a", "aeditor"), data, name="photo" + {"image/png": ".png", "image/jpeg": ".jpg",
+                                                                     "image/webp": ".webp"}[kind], title="写真")
     assert r.status_code == 201, r.get_json()
     assert r.get_json()["latest"]["content_type"] == kind
 

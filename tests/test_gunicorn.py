@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import PW
 
-from federation.benchmarks.pg import free_port, wait_http
+from devtools.benchmarks.pg import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 

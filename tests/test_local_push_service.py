@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from py_vapid import Vapid, Vapid01
 from pywebpush import WebPusher, WebPushException, webpush
 
-from federation.push.local_service import LocalPushService, PushMessage, Rejection
+from devtools.local_push import LocalPushService, PushMessage, Rejection
 
 SUB = "mailto:ops@musubi.example"
 

@@ -54,7 +54,7 @@ def test_the_rehearsal_block_uses_only_commands_that_exist():
 @pytest.mark.redis
 @pytest.mark.skipif(not (PG_URL and REDIS_URL), reason="needs MUSUBI_TEST_DATABASE_URL and MUSUBI_TEST_REDIS_URL")
 def test_following_the_rehearsal_literally_gives_a_ready_deployment(tmp_path):
-    from federation.benchmarks.pg import free_port
+    from devtools.benchmarks.pg import free_port
 
     db_name = f"musubi_stage_{uuid.uuid4().hex[:8]}"
     port = free_port()

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from devtools.local_push import LocalPushService
 from federation import jobs
-from federation.push.local_service import LocalPushService
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -108,8 +108,9 @@ def test_a_published_notice_arrives_decrypted_at_every_device_of_every_recipient
 
     # The author sees how many have it on a device: counts per union.
     stats = staff.get(f"/api/v1/tenants/fed/notices/{nid}/stats").get_json()
-    assert {u["union"]: u["delivered"] for u in stats["unions"]} == {"union-a": 3, "union-b": 1}
-    assert stats["delivered"] == 4
+    # union-b was reached through its one admin: that one person's figure is withheld (the small-group rule).
+    assert {u["union"]: u["delivered"] for u in stats["unions"]} == {"union-a": 3, "union-b": None}
+    assert stats["delivered"] == 3
 
 
 def test_urgent_notices_go_with_high_urgency_and_every_push_has_a_ttl_and_topic(world, push):
@@ -372,3 +373,302 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date():
     assert 25.0 < parse_retry_after(later) <= 30.0
     earlier = email.utils.format_datetime(datetime.now(UTC) - timedelta(seconds=30), usegmt=True)
     assert parse_retry_after(earlier) == 0.0
+
+
+# --- every push asks the firewall when it is sent (F2, F7) ------------------------------------------------------------
+
+def test_a_push_retried_after_its_union_opted_out_goes_only_to_the_officers(world, push, app):
+    from tenants import service as ts
+    from tenants.models import Tenant
+
+    member = subscribe(world.as_("union-a", "a1"), push)["endpoint"]
+    officer = subscribe(world.as_("union-a", "aadmin"), push)["endpoint"]
+    opted_out = subscribe(world.as_("union-b", "badmin"), push)["endpoint"]
+    for endpoint in (member, officer, opted_out):
+        push.fail(endpoint, 500)  # the first attempt fails everywhere; the retry comes after the change below
+    staff = world.as_("fed", "staff")
+    publish(staff, "fed", create(staff, "fed"), drain=False)
+    wait_until(lambda: len(push.rejected()) == 3)
+    with app.app_context():
+        from federation.extensions import db
+
+        union_a = db.session.execute(select(Tenant).where(Tenant.slug == "union-a")).scalar_one()
+        ts.set_cascade(union_a, "opted_out", actor="operator:test")
+    jobs.drain()
+    assert by_endpoint(push) == Counter({officer: 1, opted_out: 1})
+
+
+def test_nothing_is_pushed_to_a_member_suspended_while_the_push_waited(world, push, app):
+    from tenants import service as ts
+    from tenants.models import Tenant
+
+    suspended = subscribe(world.as_("union-a", "a1"), push)["endpoint"]
+    other = subscribe(world.as_("union-a", "a2"), push)["endpoint"]
+    push.fail(suspended, 500)
+    push.fail(other, 500)
+    editor = world.as_("union-a", "aeditor")
+    publish(editor, "union-a", create(editor, "union-a"), drain=False)
+    wait_until(lambda: len(push.rejected()) == 2)
+    with app.app_context():
+        from federation.extensions import db
+
+        union_a = db.session.execute(select(Tenant).where(Tenant.slug == "union-a")).scalar_one()
+        ts.set_user_status(union_a, ts.user_in(union_a, "a1"), "suspended", actor="operator:test")
+    jobs.drain()
+    assert by_endpoint(push) == Counter({other: 1})
+
+
+
+def test_a_message_push_skips_a_device_whose_owner_was_suspended_after_it_was_queued(world, push, app):
+    from federation.push import messages
+    from tenants import service as ts
+    from tenants.models import Tenant
+
+    suspended = subscribe(world.as_("union-a", "a1"), push)["endpoint"]
+    other = subscribe(world.as_("union-a", "a2"), push)["endpoint"]
+    body = messages.message_payload("survey_reminder", "アンケート", "ご回答ください", "/surveys/1", "A通信労組")
+    with app.app_context():
+        from federation.extensions import db
+
+        union_a = db.session.execute(select(Tenant).where(Tenant.slug == "union-a")).scalar_one()
+        ts.set_user_status(union_a, ts.user_in(union_a, "a1"), "suspended", actor="operator:test")
+        messages.push_message(subscription_ids(app), body.decode(), "s1", 3600)
+    assert by_endpoint(push) == Counter({other: 1})
+    assert suspended not in by_endpoint(push)
+
+# --- endpoints on private addresses are refused (SSRF) ----------------------------------------------------------------
+
+@pytest.fixture
+def no_private(app):  # type: ignore[no-untyped-def]
+    """This server's settings without MUSUBI_PUSH_ALLOW_PRIVATE, as in production."""
+    import dataclasses
+
+    settings = app.config["MUSUBI"]
+    app.config["MUSUBI"] = dataclasses.replace(settings, push_allow_private=())
+    yield
+    app.config["MUSUBI"] = settings
+
+
+@pytest.mark.parametrize("endpoint", [
+    "https://169.254.169.254/latest/meta-data/", "https://10.0.0.5/push/x", "https://192.168.1.1/push/x",
+    "https://172.16.0.1/push/x", "https://127.0.0.1:8443/push/x", "https://[::1]/push/x",
+    "https://[::ffff:169.254.169.254]/push/x", "https://[fe80::1]/push/x", "https://[fd00::1]/push/x",
+    "https://0.0.0.0/push/x", "https://localhost/push/x", "https://push.localhost/push/x",
+    "http://127.0.0.1:9999/push/x", "http://push.example.com/push/x", "https://user:pw@push.example.com/x",
+])
+def test_endpoints_on_private_or_loopback_addresses_are_refused_by_default(world, push, no_private, endpoint):
+    r = world.as_("union-a", "a1").post("/api/v1/me/push-subscriptions",
+                                         json={**push.new_subscription(), "endpoint": endpoint})
+    assert r.status_code == 422, r.get_json()
+    assert "endpoint" in r.get_json()["error"]["fields"]
+
+
+def test_the_local_push_service_is_refused_unless_allowed_explicitly(world, push, no_private, app):
+    import dataclasses
+
+    from federation.push.addresses import parse_networks
+
+    a1 = world.as_("union-a", "a1")
+    sub = push.new_subscription()
+    assert a1.post("/api/v1/me/push-subscriptions", json=sub).status_code == 422
+    app.config["MUSUBI"] = dataclasses.replace(app.config["MUSUBI"], push_allow_private=parse_networks("127.0.0.1"))
+    assert a1.post("/api/v1/me/push-subscriptions", json=sub).status_code == 201
+    # Allowed for 127.0.0.1 is allowed for that address only.
+    other = {**push.new_subscription(), "endpoint": "http://10.1.2.3/push/x"}
+    assert a1.post("/api/v1/me/push-subscriptions", json=other).status_code == 422
+    https = {**push.new_subscription(), "endpoint": "https://fcm.googleapis.com/fcm/send/abc-123"}
+    assert a1.post("/api/v1/me/push-subscriptions", json=https).status_code == 201
+
+
+def _add_subscription(app, login_id: str, sub: dict) -> int:  # type: ignore[no-untyped-def]
+    """A subscription row written directly: an endpoint accepted once, whose host resolves elsewhere now."""
+    from federation.extensions import db
+    from federation.push.records import PushSubscription
+    from tenants.models import User
+
+    with app.app_context():
+        user = db.session.execute(select(User).where(User.login_id == login_id)).scalar_one()
+        row = PushSubscription(user_id=user.id, tenant_id=user.tenant_id, endpoint=sub["endpoint"],
+                               p256dh=sub["keys"]["p256dh"], auth=sub["keys"]["auth"])
+        db.session.add(row)
+        db.session.commit()
+        return row.id
+
+
+def test_a_host_that_resolves_to_a_private_address_at_send_time_is_never_connected_to(world, push, app, caplog):
+    import socket
+    import threading
+
+    # A listener that counts connections: the "internal service" a rebinding DNS would point the host at.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    accepted: list[object] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            accepted.append(conn)
+            conn.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        # `localhost` stands for a public name whose DNS now answers 127.0.0.1; https, so nothing about the URL as
+        # written is wrong once the name is taken to be public: only the resolved address is.
+        rebound = {**push.new_subscription(), "endpoint": f"https://rebound.localhost:{port}/push/x"}
+        literal = {**push.new_subscription(), "endpoint": f"http://127.0.0.1:{port}/push/y"}
+        fine = subscribe(world.as_("union-a", "a2"), push)["endpoint"]
+        refused = [_add_subscription(app, "a1", rebound), _add_subscription(app, "a3", literal)]
+
+        import dataclasses
+
+        from federation.push import addresses
+        from federation.push.addresses import parse_networks
+
+        # Let the URL check pass for the name (as for any public-looking name); the connector must still refuse.
+        original = addresses._LOOPBACK_NAMES
+        addresses._LOOPBACK_NAMES = ()
+        settings = app.config["MUSUBI"]
+        # Only the local push service's port is exempt... addresses are what count: allow nothing private but
+        # keep the local service reachable through its own explicit setting.
+        app.config["MUSUBI"] = dataclasses.replace(settings, push_allow_private=parse_networks("127.0.0.2"))
+        try:
+            editor = world.as_("union-a", "aeditor")
+            with caplog.at_level("WARNING", logger="musubi.push"):
+                publish(editor, "union-a", create(editor, "union-a"))
+        finally:
+            addresses._LOOPBACK_NAMES = original
+            app.config["MUSUBI"] = settings
+    finally:
+        stop.set()
+        thread.join(2)
+        listener.close()
+    assert accepted == []  # never fetched
+    assert fine not in by_endpoint(push)  # 127.0.0.1 was not allowed either: the local service got nothing
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    for sub_id in refused:
+        assert f"subscription {sub_id} refused" in logged
+    assert subscription_ids(app, "a1") and subscription_ids(app, "a3")  # skipped, neither retried nor deleted
+
+
+def test_the_guarded_resolver_refuses_a_name_with_any_private_address():
+    import asyncio
+
+    from federation.push.addresses import GuardedResolver, RefusedAddress
+
+    class FakeDNS:
+        def __init__(self, answers):  # type: ignore[no-untyped-def]
+            self.answers = answers
+
+        async def resolve(self, host, port=0, family=0):  # type: ignore[no-untyped-def]
+            return [{"hostname": host, "host": a, "port": port, "family": 2, "proto": 6, "flags": 0}
+                    for a in self.answers]
+
+        async def close(self) -> None:
+            pass
+
+    ok = asyncio.run(GuardedResolver((), FakeDNS(["142.250.196.10"])).resolve("fcm.googleapis.com", 443))
+    assert [r["host"] for r in ok] == ["142.250.196.10"]
+    for answers in (["169.254.169.254"], ["142.250.196.10", "10.0.0.1"], ["::1"], []):
+        with pytest.raises(RefusedAddress):
+            asyncio.run(GuardedResolver((), FakeDNS(answers)).resolve("push.example.com", 443))
+
+
+# --- an endpoint moves to another user only with its keys; sign-out removes the session's devices ---------------------
+
+def test_another_user_cannot_take_over_an_endpoint_without_its_keys(world, push, app):
+    a1, a2 = world.as_("union-a", "a1"), world.as_("union-a", "a2")
+    sub = subscribe(a1, push)
+    stranger = push.new_subscription()  # someone who learnt the endpoint, with keys of their own
+    r = a2.post("/api/v1/me/push-subscriptions", json={**stranger, "endpoint": sub["endpoint"]})
+    assert r.status_code == 409 and "endpoint" in r.get_json()["error"]["fields"]
+    assert [s["endpoint"] for s in a1.get("/api/v1/me/push-subscriptions").get_json()] == [sub["endpoint"]]
+    assert a2.get("/api/v1/me/push-subscriptions").get_json() == []
+    # The same browser (it holds the keys) signed in as someone else: the device moves to them.
+    assert a2.post("/api/v1/me/push-subscriptions", json=sub).status_code == 201
+    assert a1.get("/api/v1/me/push-subscriptions").get_json() == []
+    assert [s["endpoint"] for s in a2.get("/api/v1/me/push-subscriptions").get_json()] == [sub["endpoint"]]
+
+
+def test_signing_out_removes_the_sessions_subscriptions_and_keeps_the_others(world, push, app):
+    from conftest import login
+    from web_support import Browser
+
+    phone = login(app.test_client(), "union-a", "a1")
+    kept = subscribe(phone, push)["endpoint"]
+    laptop = login(app.test_client(), "union-a", "a1")
+    gone = subscribe(laptop, push)["endpoint"]
+    assert laptop.post("/api/v1/auth/logout").status_code == 204
+    assert [s["endpoint"] for s in phone.get("/api/v1/me/push-subscriptions").get_json()] == [kept]
+
+    page = Browser(app, "union-a", "a1")
+    csrf = page.client.get("/api/v1/me").get_json()["csrf_token"]
+    shared_pc = push.new_subscription()
+    r = page.client.post("/api/v1/me/push-subscriptions", json=shared_pc, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 201, r.get_json()
+    assert page.post("/signout").status_code == 302
+    assert [s["endpoint"] for s in phone.get("/api/v1/me/push-subscriptions").get_json()] == [kept]
+    editor = world.as_("union-a", "aeditor")
+    publish(editor, "union-a", create(editor, "union-a"))
+    assert by_endpoint(push) == Counter({kept: 1})
+    assert gone not in by_endpoint(push)
+
+
+# --- retracting from the page: one service, a job id RQ accepts -------------------------------------------------------
+
+@pytest.mark.skipif(not os.environ.get("MUSUBI_TEST_REDIS_URL"), reason="needs a Redis: set MUSUBI_TEST_REDIS_URL")
+def test_retracting_from_the_page_queues_the_retraction_push_on_rq(world, push, app):
+    from redis import Redis
+    from rq import Queue, SimpleWorker
+    from web_support import Browser
+
+    member = subscribe(world.as_("union-a", "a1"), push)["endpoint"]
+    staff = world.as_("fed", "staff")
+    nid = create(staff, "fed")
+    publish(staff, "fed", nid)
+    assert by_endpoint(push, "notice") == Counter({member: 1})
+
+    redis = Redis.from_url(os.environ["MUSUBI_TEST_REDIS_URL"])  # a database of the tests' own
+    redis.flushdb()
+    rq_backend = object.__new__(jobs.RQBackend)
+    rq_backend.redis, rq_backend.queue = redis, Queue(jobs.QUEUE_NAME, connection=redis)
+    inline, jobs._backend = jobs._backend, rq_backend
+    try:
+        r = Browser(app, "fed", "staff").post(f"/t/fed/notices/{nid}/retract")
+        assert r.status_code == 302
+        queued = rq_backend.queue.get_job_ids()
+        assert queued == [f"retract-{nid}"]
+        jobs.set_worker_app(app)
+        SimpleWorker([rq_backend.queue], connection=redis).work(burst=True)
+        assert rq_backend.queue.get_job_ids() == [] and len(rq_backend.queue.failed_job_registry) == 0
+        # The retraction job queued its batch on the same queue; the worker ran it too.
+        assert by_endpoint(push, "retract") == Counter({member: 1})
+    finally:
+        jobs._backend = inline
+        jobs.set_worker_app(None)  # type: ignore[arg-type]
+        redis.flushdb()
+
+
+# --- reading is explicit --------------------------------------------------------------------------------------------
+
+def test_getting_a_notice_through_the_api_does_not_mark_it_read(world, push):
+    staff = world.as_("fed", "staff")
+    nid = create(staff, "fed")
+    publish(staff, "fed", nid)
+    a1 = world.as_("union-a", "a1")
+    r = a1.get(f"/api/v1/tenants/union-a/notices/{nid}")  # a recipient reads it through their own tenant
+    assert r.status_code == 200 and r.get_json()["id"] == nid
+    item = next(i for i in a1.get("/api/v1/me/inbox").get_json()["items"] if i["notice"]["id"] == nid)
+    assert item["read_at"] is None
+    stats = staff.get(f"/api/v1/tenants/fed/notices/{nid}/stats").get_json()
+    assert stats["read"] == 0
+    assert a1.post(f"/api/v1/me/inbox/{nid}/read").status_code in (200, 204)
+    item = next(i for i in a1.get("/api/v1/me/inbox").get_json()["items"] if i["notice"]["id"] == nid)
+    assert item["read_at"] is not None

@@ -68,7 +68,7 @@ def test_member_answers_once_and_officer_sees_results(world: World) -> None:
 
 def test_anonymous_answers_cannot_be_linked_to_a_member(world: World) -> None:
     s = create(world, anonymous=True)
-    for login_id, choice in (("a1", 0), ("a2", 2), ("a3", 1)):
+    for login_id, choice in (("a1", 0), ("a2", 2), ("a3", 1), ("aadmin", 0), ("aeditor", 1)):
         r = world.as_("union-a", login_id).post(f"{BASE}/{s['id']}/answers",
                                                 json=answers_for(s, choice, [choice], f"意見{login_id}"))
         assert r.status_code == 201, r.get_json()
@@ -84,7 +84,7 @@ def test_anonymous_answers_cannot_be_linked_to_a_member(world: World) -> None:
         rows = db.session.execute(text("SELECT id, user_id, answers FROM survey_responses WHERE survey_id = :s"),
                                   {"s": s["id"]}).all()
         users = db.session.execute(select(User.id, User.login_id)).all()
-        assert len(rows) == 3
+        assert len(rows) == 5
         for row_id, user_id, answers in rows:
             assert user_id is None
             assert len(row_id) == 32 and not row_id.isdigit()
@@ -93,12 +93,14 @@ def test_anonymous_answers_cannot_be_linked_to_a_member(world: World) -> None:
             assert not any(f'"{login}"' in answers for _, login in users)
         participants = db.session.execute(text("SELECT user_id FROM survey_participants WHERE survey_id = :s"),
                                           {"s": s["id"]}).scalars().all()
-        assert len(participants) == 3
+        assert len(participants) == 5
     res = world.as_("union-a", "aeditor").get(f"{BASE}/{s['id']}/results").get_json()
     assert all(t["login_id"] is None and t["display_name"] is None for t in res["questions"][2]["texts"])
-    # Per-branch rates still work, from the "has answered" rows alone.
-    units = {u["unit_id"]: u["answered"] for u in res["units"]}
-    assert units[world.ids["union-a:branch"]] == 1 and units[world.ids["union-a:branch2"]] == 2
+    assert len(res["questions"][2]["texts"]) == 5 and res["withheld"] is False
+    # Both branches have fewer than five respondents: their figures are withheld, their sizes are not.
+    units = {u["unit_id"]: u for u in res["units"]}
+    assert [tuple(units[world.ids[f"union-a:{b}"]][k] for k in ("members", "answered", "rate", "withheld"))
+         for b in ("branch", "branch2")] == [(3, None, None, True), (2, None, None, True)]
     again = world.as_("union-a", "a1").post(f"{BASE}/{s['id']}/answers", json=answers_for(s, 1, [1], None))
     assert again.status_code == 409
 
@@ -118,6 +120,9 @@ def test_answers_refused_outside_the_dates(world: World) -> None:
 def test_csv_export_has_bom_and_counts(world: World) -> None:
     s = create(world, anonymous=True)
     world.as_("union-a", "a1").post(f"{BASE}/{s['id']}/answers", json=answers_for(s, 1, [0, 2], "=HYPERLINK(1)"))
+    # Enough respondents for an anonymous survey's counts and texts to be shown at all.
+    for who in ("a2", "a3", "aadmin", "aeditor"):
+        world.as_("union-a", who).post(f"{BASE}/{s['id']}/answers", json=answers_for(s, 0, [0], None))
     r = world.as_("union-a", "aadmin").get(f"{BASE}/{s['id']}/results.csv")
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("text/csv")
@@ -261,8 +266,8 @@ def test_huge_or_unknown_ids_are_404_not_500(shared_world: World) -> None:
 
 @pytest.fixture
 def push_service(app):  # type: ignore[no-untyped-def]
+    from devtools.local_push import LocalPushService
     from federation.push import vapid
-    from federation.push.local_service import LocalPushService
 
     vapid.forget()  # the signing key is cached per process; this test's instance folder has its own
     vapid.generate(app.config["MUSUBI"].vapid_file)
@@ -298,3 +303,72 @@ def test_reminder_for_a_closed_survey_is_refused(world: World) -> None:
     s = create(world, opens_at=_when(-3), closes_at=_when(-1))
     r = world.as_("union-a", "aeditor").post(f"{BASE}/{s['id']}/reminders")
     assert r.status_code == 409 and "closes_at" in r.get_json()["error"]["fields"]
+
+
+def _add_members(world: World, unit_name: str | None, logins: list[str]) -> int | None:
+    """Active members of union A in a new branch (or in none), as an officer would set them up."""
+    from conftest import PW
+
+    from federation.auth.passwords import hash_password
+    from federation.extensions import db
+    from tenants import service as ts
+    from tenants.models import Tenant
+
+    with world.app.app_context():
+        tenant = db.session.execute(select(Tenant).where(Tenant.slug == "union-a")).scalar_one()
+        unit_id = None
+        if unit_name:
+            unit_id = ts.create_unit(tenant, name=unit_name, kind="branch", parent_id=None, prefecture=None,
+                                     actor="operator:test").id
+        for login in logins:
+            ts.create_user(tenant, login_id=login, display_name=login, name_kana="て すと", password=None,
+                           password_hash=hash_password(PW), unit_id=unit_id,
+                           actor="operator:test")
+    return unit_id
+
+
+def test_a_one_person_unit_does_not_say_whether_its_member_answered(world: World) -> None:
+    """The de-anonymising trick: put one member in a unit of their own and read that unit's response rate."""
+    lone = _add_members(world, "一人支部", ["lone"])
+    big = _add_members(world, "大支部", [f"big{i}" for i in range(6)])
+    from conftest import login
+
+    s = create(world, anonymous=True)
+    for who in ["lone"] + [f"big{i}" for i in range(6)]:
+        api = login(world.client, "union-a", who)
+        assert api.post(f"{BASE}/{s['id']}/answers", json=answers_for(s, 0, [0], "意見")).status_code == 201
+    officer = world.as_("union-a", "aeditor")
+    res = officer.get(f"{BASE}/{s['id']}/results").get_json()
+    units = {u["unit_id"]: u for u in res["units"]}
+    assert units[lone]["members"] == 1
+    assert (units[lone]["answered"], units[lone]["rate"], units[lone]["withheld"]) == (None, None, True)
+    # Total minus the units shown must not give the lone member away either: the withheld units together reach
+    # the threshold, or the big unit is withheld as well.
+    hidden = [u for u in res["units"] if u["withheld"]]
+    assert len(hidden) >= 2
+    shown = sum(u["answered"] for u in res["units"] if not u["withheld"])
+    assert res["answered"] - shown >= 5 or not any(not u["withheld"] for u in res["units"])
+    assert units[big]["members"] == 6
+    rows = list(csv.reader(io.StringIO(officer.get(f"{BASE}/{s['id']}/results.csv").data.decode("utf-8-sig"))))
+    lone_row = next(r for r in rows if r[0] == "unit_rate" and r[3] == "一人支部")
+    assert (lone_row[5], lone_row[6], lone_row[7]) == ("", "1", "")
+
+
+def test_an_anonymous_survey_with_few_answers_shows_no_counts_or_texts(world: World) -> None:
+    s = create(world, anonymous=True)
+    for who in ("a1", "a2"):
+        r = world.as_("union-a", who).post(f"{BASE}/{s['id']}/answers", json=answers_for(s, 1, [2], f"秘密{who}"))
+        assert r.status_code == 201
+    officer = world.as_("union-a", "aeditor")
+    res = officer.get(f"{BASE}/{s['id']}/results").get_json()
+    assert res["answered"] == 2 and res["withheld"] is True and res["min_respondents"] == 5
+    assert all(o["count"] is None for q in res["questions"] for o in q["options"])
+    assert all(q["texts"] == [] for q in res["questions"])
+    body = officer.get(f"{BASE}/{s['id']}/results.csv").data.decode("utf-8-sig")
+    assert "秘密" not in body
+    assert all(r[5] == "" for r in csv.reader(io.StringIO(body)) if r[0] == "option")
+    # A named survey is not anonymous to begin with: its few answers are shown as they are.
+    named = create(world)
+    world.as_("union-a", "a1").post(f"{BASE}/{named['id']}/answers", json=answers_for(named, 1, [2], "名前つき"))
+    res = officer.get(f"{BASE}/{named['id']}/results").get_json()
+    assert res["withheld"] is False and res["questions"][0]["options"][1]["count"] == 1

@@ -319,7 +319,9 @@ def test_the_live_count_api_answers_the_compose_pages_cookie_and_token(world, ap
     url = "/api/v1/tenants/fed/notices/preview"
     body = {"audience": {"units": [world.ids["council"]]}}
     assert staff.client.post(url, json=body).status_code == 403
-    r = staff.client.post(url, json=body, headers={"X-CSRF-Token": staff.token})
+    # The form token is the pages'; the API wants the sign-in session's own, which the page script reads.
+    assert staff.client.post(url, json=body, headers={"X-CSRF-Token": staff.token}).status_code == 403
+    r = staff.client.post(url, json=body, headers={"X-CSRF-Token": staff.api_token})
     assert r.get_json() == {"members": 5, "unions": 1, "relay_unions": 1, "officers": 1}
 
 
@@ -467,7 +469,7 @@ def test_language_switch_turns_pages_english_and_back(world, app):
 
 
 def test_devices_can_be_removed_only_by_their_owner(world, app):
-    from federation.push.local_service import LocalPushService
+    from devtools.local_push import LocalPushService
 
     with LocalPushService() as push:
         sub = push.new_subscription()

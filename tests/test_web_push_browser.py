@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from browser_world import CHROMIUM, CHROMIUM_ARGS, PHONE, PW, SCREENSHOTS, ServedWorld, browser_missing_reason
 
-from federation.push.local_service import LocalPushService
+from devtools.local_push import LocalPushService
 
 pytestmark = pytest.mark.skipif(browser_missing_reason() is not None, reason=browser_missing_reason() or "")
 

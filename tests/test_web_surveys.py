@@ -137,7 +137,15 @@ def test_anonymous_survey_says_the_answer_is_not_linked_and_results_show_no_name
     q = [x["id"] for x in s["questions"]]
     assert member.post(f"{LIST}/{s['id']}/answers",
                        {f"q{q[0]}": "0", f"q{q[1]}": "1", f"q{q[2]}": "匿名の意見"}).status_code == 302
-    officer = Browser(app, "union-a", "aeditor").text(f"{LIST}/{s['id']}")
+    officer_browser = Browser(app, "union-a", "aeditor")
+    officer = officer_browser.text(f"{LIST}/{s['id']}")
+    # One answer is one member's answer: nothing of it is shown, and the page says when it will be.
+    assert "匿名の意見" not in officer
+    assert "回答者が5人以上になるまで集計結果を表示しません" in officer
+    assert "回答した組合員が5人未満の支部は" in officer and "非表示" in officer
+    for who in ("a1", "a3", "aadmin", "aeditor"):
+        world.as_("union-a", who).post(f"{API}/{s['id']}/answers", json={"answers": {str(q[0]): 1, str(q[1]): [0]}})
+    officer = officer_browser.text(f"{LIST}/{s['id']}")
     assert "匿名の意見" in officer
     assert "A青木 健" not in officer and ">a2<" not in officer
 

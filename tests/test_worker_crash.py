@@ -19,8 +19,8 @@ import pytest
 from conftest import PW
 from sqlalchemy import func, select
 
+from devtools.local_push import LocalPushService
 from federation import jobs
-from federation.push.local_service import LocalPushService
 
 REDIS_URL = os.environ.get("MUSUBI_TEST_REDIS_URL")
 # The database number in MUSUBI_TEST_REDIS_URL is this test's own (CI gives the SQLite and the PostgreSQL runs,

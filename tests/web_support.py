@@ -19,6 +19,7 @@ class Browser:
     def __init__(self, app: Flask, tenant: str | None = None, login_id: str | None = None) -> None:
         self.client: FlaskClient = app.test_client()
         self.token: str | None = None
+        self.api_token: str | None = None
         if tenant and login_id:
             r = self.sign_in(tenant, login_id)
             assert r.status_code == 302, r.get_data(as_text=True)[:2000]
@@ -31,6 +32,9 @@ class Browser:
                                               "csrf_token": token.group(1), **extra})
         if r.status_code == 302:
             self.token = self.page_token("/settings")
+            meta = re.search(r'<meta name="csrf-token" content="([^"]+)"', self.client.get("/settings")
+                             .get_data(as_text=True))
+            self.api_token = meta.group(1) if meta else None  # the page script's X-CSRF-Token for the API
         return r
 
     def page_token(self, path: str) -> str:

@@ -25,6 +25,8 @@ from federation.firewall.templates import DERIVED_ROLE, Rule, Templates
 DECISION_CACHE_LIMIT = 500_000
 LINK_AFFILIATED = "affiliated"
 LINK_OPTED_IN = "opted_in"
+# The policy files whose content the audit log keeps (F6): the Casbin model, the role templates, the assertions.
+POLICY_FILES = ("model.conf", "roles.csv", "assertions.txt")
 
 
 @dataclass(frozen=True)
@@ -111,12 +113,19 @@ class Firewall:
         self._snapshot: Snapshot | None = None
         self._policy_dir: Path | None = None
         self._templates: Templates | None = None
+        self.policy_files: dict[str, str] = {}
         self._reload_lock = threading.Lock()
         self._casbin_lock = threading.Lock()
 
     def configure(self, policy_dir: Path) -> None:
         self._policy_dir = policy_dir
-        self._templates = Templates.load(policy_dir / "roles.csv")
+        # Read each file once: the templates in force are parsed from exactly the text the audit log records
+        # (federation/audit/chain.py appends it as a `policy.files` entry when it differs from the last one).
+        files = {name: (policy_dir / name).read_text(encoding="utf-8")
+                 for name in POLICY_FILES if (policy_dir / name).exists()}
+        self._templates = Templates.parse(files["roles.csv"], "roles.csv") if "roles.csv" in files \
+            else Templates.load(policy_dir / "roles.csv")
+        self.policy_files = files
         self._snapshot = None
 
     @property

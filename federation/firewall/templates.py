@@ -8,14 +8,14 @@ from functools import cached_property
 from pathlib import Path
 
 OBJECTS = ("tenant", "units", "members", "roles", "affiliation", "cascade", "notices", "receipts", "stats",
-           "documents", "surveys", "applications", "invitations", "policy", "audit")
-ACTIONS = ("read", "write", "publish", "deliver", "relay", "approve", "manage")
+           "documents", "surveys", "applications", "invitations", "policy", "audit", "ballots")
+ACTIONS = ("read", "write", "publish", "deliver", "relay", "approve", "manage", "vote")
 LINKS = ("self", "any", "affiliated", "opted_in")
 # Which roles a tenant of each kind can grant. `member` is never granted: every active user of a union holds it.
 GRANTABLE = {
     "platform": ("platform_admin", "auditor"),
-    "federation": ("fed_admin", "fed_editor", "unit_editor"),
-    "union": ("union_admin", "union_editor"),
+    "federation": ("fed_admin", "fed_editor", "unit_editor", "fed_election_officer"),
+    "union": ("union_admin", "union_editor", "election_officer"),
 }
 DERIVED_ROLE = {"union": "member"}
 # Roles whose grant names an org unit (a block or council officer); the audience check keeps them inside it.
@@ -44,30 +44,34 @@ class Templates:
 
     @classmethod
     def load(cls, path: Path) -> Templates:
+        return cls.parse(path.read_text(encoding="utf-8"), path.name)
+
+    @classmethod
+    def parse(cls, text: str, name: str = "roles.csv") -> Templates:
+        """The templates from the text of a roles.csv (the file, or a copy recorded in the audit log)."""
         rules: list[Rule] = []
         inherits: list[tuple[str, str]] = []
         known_roles = {r for roles in GRANTABLE.values() for r in roles} | set(DERIVED_ROLE.values())
-        with path.open(encoding="utf-8") as fh:
-            for lineno, row in enumerate(csv.reader(fh), start=1):
-                cells = [c.strip() for c in row]
-                if not cells or not cells[0] or cells[0].startswith("#"):
-                    continue
-                where = f"{path.name}:{lineno}"
-                if cells[0] == "p" and len(cells) == 5:
-                    rule = Rule(*cells[1:])
-                    if rule.role not in known_roles:
-                        raise PolicyFileError(f"{where}: unknown role {rule.role!r}")
-                    if rule.link not in LINKS:
-                        raise PolicyFileError(f"{where}: unknown link {rule.link!r}")
-                    if rule.obj not in OBJECTS or rule.act not in ACTIONS:
-                        raise PolicyFileError(f"{where}: unknown object or action {rule.obj}/{rule.act}")
-                    rules.append(rule)
-                elif cells[0] == "g" and len(cells) == 3:
-                    if cells[1] not in known_roles or cells[2] not in known_roles:
-                        raise PolicyFileError(f"{where}: unknown role in {cells[1]} -> {cells[2]}")
-                    inherits.append((cells[1], cells[2]))
-                else:
-                    raise PolicyFileError(f"{where}: expected 'p, role, link, object, action' or 'g, role, role'")
+        for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
+            cells = [c.strip() for c in row]
+            if not cells or not cells[0] or cells[0].startswith("#"):
+                continue
+            where = f"{name}:{lineno}"
+            if cells[0] == "p" and len(cells) == 5:
+                rule = Rule(*cells[1:])
+                if rule.role not in known_roles:
+                    raise PolicyFileError(f"{where}: unknown role {rule.role!r}")
+                if rule.link not in LINKS:
+                    raise PolicyFileError(f"{where}: unknown link {rule.link!r}")
+                if rule.obj not in OBJECTS or rule.act not in ACTIONS:
+                    raise PolicyFileError(f"{where}: unknown object or action {rule.obj}/{rule.act}")
+                rules.append(rule)
+            elif cells[0] == "g" and len(cells) == 3:
+                if cells[1] not in known_roles or cells[2] not in known_roles:
+                    raise PolicyFileError(f"{where}: unknown role in {cells[1]} -> {cells[2]}")
+                inherits.append((cells[1], cells[2]))
+            else:
+                raise PolicyFileError(f"{where}: expected 'p, role, link, object, action' or 'g, role, role'")
         return cls(tuple(rules), tuple(inherits))
 
     @cached_property

@@ -13,20 +13,102 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 
 from federation.audit.chain import record
 from federation.auth.service import subject_of
 from federation.dbutil import insert_ignore
 from federation.extensions import db, utcnow
-from federation.firewall import firewall
+from federation.firewall import Subject, firewall
+from federation.firewall.service import Snapshot
 from federation.jobs import enqueue_after_commit, job
 from federation.notices import audience, inbox_cache
 from federation.notices.models import CascadeChunk, Delivery, Notice
+from tenants.login_ids import login_key
+from tenants.models import RoleGrant, Tenant, User
 
 log = logging.getLogger("musubi.cascade")
 
 CHUNK_UNIONS = 50
+
+
+# --- whom a notice may reach now ------------------------------------------------------------------------------------
+# The one firewall path of every job that sends a notice on: the delivery jobs above, and every push job (the
+# notice's own push, its reminder, each batch right before it is sent). Asked at the moment of sending, never
+# remembered from publish time (F2, F7).
+
+MEMBERS, RELAY = "members", "relay"
+
+
+def author_may_publish(snap: Snapshot, notice: Notice) -> bool:
+    """The author may still publish in the notice's tenant: not suspended, the role not taken away."""
+    return snap.allowed(subject_of(notice.author), notice.tenant.slug, "notices", "publish")
+
+
+def union_mode(snap: Snapshot, author: Subject, union: str) -> str | None:
+    """How a notice of `author` reaches `union` now: to its members (MEMBERS: for a federation notice, while the
+    union is affiliated and opted in), to its union admins for relay (RELAY: affiliated, not opted in), or not at
+    all (None: the affiliation ended)."""
+    if snap.allowed(author, union, "notices", "deliver"):
+        return MEMBERS
+    if snap.allowed(author, union, "notices", "relay"):
+        return RELAY
+    return None
+
+
+def _relayer(key: str) -> Subject | None:
+    """The union admin who relayed a delivery, from its subject key `user:{tenant}/{login_id}`, as they are now."""
+    tenant, _, login_id = key.removeprefix("user:").partition("/")
+    user = db.session.execute(select(User).join(Tenant, Tenant.id == User.tenant_id)
+                              .where(Tenant.slug == tenant, User.login_key == login_key(login_id))).scalar_one_or_none()
+    return subject_of(user) if user is not None else None
+
+
+def recipients_now(notice: Notice, delivery_ids: list[int] | None = None, *,  # type: ignore[no-untyped-def]
+                   unions: list[int] | None = None, snap: Snapshot | None = None):
+    """A select of the ids of the users the notice's deliveries (all, those given, or those to the given unions)
+    may reach right now, or None for nobody. Per delivery, the firewall is asked as deliver_chunk asks it: the
+    author still may publish; the union still takes the notice for its members (else only its active union
+    admins, or nobody once the affiliation ended); a relayed delivery, that its relaying admin still may relay
+    there. Recipients are active users only, read now."""
+    snap = snap or firewall.current()
+    if notice.status != "published" or not author_may_publish(snap, notice):
+        return None
+    author = subject_of(notice.author)
+    stmt = select(Delivery).where(Delivery.notice_id == notice.id)
+    if delivery_ids is not None:
+        stmt = stmt.where(Delivery.id.in_(delivery_ids))
+    if unions is not None:
+        stmt = stmt.where(Delivery.tenant_id.in_(unions))
+    deliveries = list(db.session.execute(stmt).scalars())
+    unions = dict(db.session.execute(select(Tenant.id, Tenant.slug).where(
+        Tenant.id.in_({d.tenant_id for d in deliveries}))).all())
+    modes: dict[int, str | None] = {}
+    selects = []
+    for d in deliveries:
+        slug = unions.get(d.tenant_id)
+        if slug is None:
+            continue
+        if d.relayed_by:
+            relayer = _relayer(d.relayed_by)
+            if relayer is None or not (snap.allowed(relayer, slug, "notices", "relay")
+                                       and snap.allowed(relayer, slug, "notices", "publish")):
+                continue
+            mode = MEMBERS
+        else:
+            if d.tenant_id not in modes:
+                modes[d.tenant_id] = union_mode(snap, author, slug)
+            mode = modes[d.tenant_id]
+        if mode is None:
+            continue
+        if d.for_relay or mode == RELAY:
+            selects.append(select(RoleGrant.user_id).join(User, User.id == RoleGrant.user_id).where(
+                RoleGrant.tenant_id == d.tenant_id, RoleGrant.role == "union_admin", User.status == "active"))
+        else:
+            selects.append(audience.members_in_scope(d.tenant_id, (d.unit_path,)))
+    if not selects:
+        return None
+    return union_all(*selects) if len(selects) > 1 else selects[0]
 
 
 @job
@@ -56,15 +138,16 @@ def deliver_chunk(notice_id: int, chunk: int, union_ids: list[int]) -> None:
     author = subject_of(notice.author)
     snap = firewall.current()  # the policy as it is now, not as it was at publish time (F2, F7)
     origin = notice.tenant.slug
-    may_publish = snap.allowed(author, origin, "notices", "publish")
+    may_publish = author_may_publish(snap, notice)
     targets = [t for t in audience.resolve(notice.audience, notice.tenant) if t.union_id in set(union_ids)]
     delivered = 0
     new_ids: list[int] = []
     touched: list[int] = []
     for target in targets if may_publish else []:
-        if snap.allowed(author, target.union, "notices", "deliver"):
+        mode = union_mode(snap, author, target.union)
+        if mode == MEMBERS:
             for_relay, scopes = False, {p: audience.count_members(target.union_id, (p,)) for p in target.unit_paths}
-        elif snap.allowed(author, target.union, "notices", "relay"):
+        elif mode == RELAY:
             for_relay, scopes = True, {"": audience.count_union_admins(target.union_id)}
         else:
             continue

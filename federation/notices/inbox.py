@@ -17,6 +17,7 @@ from federation.firewall import Subject, firewall
 from federation.notices.audience import members_in_scope
 from federation.notices.inbox_cache import touch_user
 from federation.notices.models import CascadeChunk, Delivery, Notice, Receipt
+from federation.privacy import too_small
 from tenants.models import Tenant, User
 
 
@@ -264,11 +265,27 @@ def stats(notice: Notice) -> dict[str, Any]:
         if tenant_id in per:
             per[tenant_id]["delivered"] = delivered
     unions = sorted(per.values(), key=lambda e: e["union"])
-    total = {"recipients": sum(e["recipients"] for e in unions), "delivered": sum(e["delivered"] for e in unions),
-             "read": sum(e["read"] for e in unions), "reactions": _zero_reactions()}
-    for e in unions:
+    total = {"recipients": sum(e["recipients"] for e in unions), "delivered": 0, "read": 0,
+             "reactions": _zero_reactions()}
+    federation_notice = notice.tenant.kind == "federation"
+    # The small-group rule (F4): the federation sees counts per union, but a union reached with fewer than
+    # SMALL_GROUP people (a tiny union, or its officers only) would show what one or two persons did. Their read,
+    # push and stamp figures are withheld per union, and from the totals too unless the withheld unions together
+    # are no small group (else the totals minus the shown rows would give them away).
+    withheld = [e for e in unions if federation_notice and too_small(e["recipients"])]
+    in_totals = [e for e in unions if e not in withheld]
+    if not too_small(sum(e["recipients"] for e in withheld)):
+        in_totals = unions
+    for e in in_totals:
+        total["delivered"] += e["delivered"]
+        total["read"] += e["read"]
         for k, v in e["reactions"].items():
             total["reactions"][k] += v
+    for e in unions:
+        e["withheld"] = e in withheld
+        if e["withheld"]:
+            e["delivered"] = e["read"] = e["reactions"] = None
+    total["withheld_recipients"] = sum(e["recipients"] for e in withheld if e not in in_totals)
     chunks_done = db.session.execute(select(func.count()).select_from(CascadeChunk)
                                      .where(CascadeChunk.notice_id == notice.id)).scalar_one()
     total["progress"] = {"status": notice.status, "unions_targeted": notice.cascade_targets,

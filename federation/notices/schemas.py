@@ -159,9 +159,12 @@ class UnionStats(StrictSchema):
     union = fields.String()
     mode = fields.String(metadata={"description": "members (opted in) or relay (officers only)"})
     recipients = fields.Integer()
-    delivered = fields.Integer(metadata={"description": "recipients with the push on at least one device"})
-    read = fields.Integer()
-    reactions = fields.Nested(Reactions)
+    delivered = fields.Integer(allow_none=True,
+                               metadata={"description": "recipients with the push on at least one device"})
+    read = fields.Integer(allow_none=True)
+    reactions = fields.Nested(Reactions, allow_none=True)
+    withheld = fields.Boolean(metadata={"description": "fewer than 5 people reached: read, push and stamp figures "
+                                                      "are not shown (the small-group rule)"})
 
 
 class Progress(StrictSchema):
@@ -180,6 +183,8 @@ class StatsOut(StrictSchema):
     read = fields.Integer()
     reactions = fields.Nested(Reactions)
     progress = fields.Nested(Progress)
+    withheld_recipients = fields.Integer(metadata={"description": "recipients in unions whose figures are "
+                                                                  "withheld and left out of the totals"})
     unions = fields.List(fields.Nested(UnionStats))
 
 

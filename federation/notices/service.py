@@ -109,7 +109,9 @@ def publish_now(notice: Notice, subject: Subject) -> Notice:
 
 
 def retract(notice: Notice, subject: Subject) -> Notice:
-    """Retracting takes the notice out of every inbox at once: inboxes only ever show published notices."""
+    """Retracting takes the notice out of every inbox at once: inboxes only ever show published notices. A notice
+    that was published also has its pushes replaced on the devices that got them (same Topic), queued in the same
+    transaction: the API's DELETE and the editor's page both come here, so both retract the same way."""
     if notice.status == "retracted":
         return notice
     before = notice.status
@@ -117,6 +119,10 @@ def retract(notice: Notice, subject: Subject) -> Notice:
     inbox_cache.touch_notice(notice.id)
     if before != "draft":
         record("notice.retract", actor=subject.key, tenant=notice.tenant.slug, data={"notice_id": notice.id})
+    if before == "published":
+        from federation.push import sender
+
+        enqueue_after_commit(sender.push_retraction, notice.id, job_id=f"retract-{notice.id}")
     db.session.commit()
     return notice
 

@@ -7,17 +7,12 @@ from datetime import datetime
 from flask import current_app, g, jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import select
 
-from federation.access import access_tenant, get_owned
+from federation.access import access_tenant
 from federation.auth.service import require_caller
-from federation.errors import APIError
-from federation.extensions import db
 from federation.firewall import Denied, firewall
-from federation.jobs import enqueue_after_commit
 from federation.notices import audience as aud
-from federation.notices import inbox, inbox_cache, service
-from federation.notices.models import Delivery, Notice
+from federation.notices import inbox, inbox_cache, reads, service
 from federation.notices.schemas import (
     InboxPage,
     NoticeIn,
@@ -48,27 +43,27 @@ class Notices(MethodView):
     @blp.arguments(NoticeListQuery, location="query")
     @blp.response(200, NoticeList)
     def get(self, q, slug):
-        """The tenant's notices, newest first (editors: every status; others: what reached them)"""
+        """The tenant's notices, newest first (editors: every status of theirs; others: what reached them)"""
         tenant, subject = access_tenant(slug, "notices", "read")
         after = decode_cursor(q["cursor"], (int,))
-        stmt = select(Notice)
+        before_id = after[0] if after else None
+        limit = q["limit"] + 1
+        full = False
         if q["received"]:
             firewall.require(subject, slug, "notices", "relay")
-            delivered = select(Delivery.notice_id).where(Delivery.tenant_id == tenant.id)
-            stmt = stmt.where(Notice.id.in_(delivered), Notice.tenant_id != tenant.id, Notice.status == "published")
+            rows = reads.received_notices_page(tenant, before_id=before_id, limit=limit)
         elif firewall.allowed(subject, slug, "notices", "write"):
-            stmt = stmt.where(Notice.tenant_id == tenant.id)
-            if q["status"]:
-                stmt = stmt.where(Notice.status == q["status"])
+            rows, full = reads.officer_notices(tenant, subject, status=q["status"], before_id=before_id,
+                                               limit=limit), True
         else:
-            # Everyone else: the tenant's notices that are in their inbox, however many there are.
-            stmt = stmt.where(Notice.tenant_id == tenant.id, Notice.id.in_(inbox.visible_ids(g.caller, subject)))
-        if after:
-            stmt = stmt.where(Notice.id < after[0])
-        rows = list(db.session.execute(stmt.order_by(Notice.id.desc()).limit(q["limit"] + 1)).scalars())
+            rows = reads.recipient_notices_page(tenant, g.caller, subject, before_id=before_id, limit=limit)
         more = len(rows) > q["limit"]
         rows = rows[: q["limit"]]
-        return {"items": rows, "next_cursor": encode_cursor(rows[-1].id) if more else None}
+        # Officers see their own notices in full; what reached someone is shown as delivered: no audience, no
+        # author account (a federation's audience names other unions).
+        view = NoticeOut() if full else RECIPIENT_VIEW
+        return jsonify({"items": [view.dump(n) for n in rows],
+                        "next_cursor": encode_cursor(rows[-1].id) if more else None})
 
     @blp.arguments(NoticeIn)
     @blp.response(201, NoticeOut)
@@ -94,15 +89,12 @@ class OneNotice(MethodView):
     def get(self, slug, notice_id):
         """One notice: in full for its editors, as delivered for its recipients"""
         tenant, subject = access_tenant(slug, "notices", "read")
-        notice = db.session.get(Notice, notice_id)
-        if notice is not None and notice.tenant_id == tenant.id and service.may_edit(notice, subject):
-            return notice
-        # Recipients see it only while it is in their inbox: a union's notice never leaks by id (F1, F5).
-        if notice is None or inbox.receipt_target(g.caller, subject, notice_id) is None:
-            raise Denied(404)
-        if notice.tenant_id != tenant.id and slug != subject.tenant:
-            raise Denied(404)
-        return jsonify(RECIPIENT_VIEW.dump(notice))
+        if firewall.allowed(subject, slug, "notices", "write"):
+            try:
+                return reads.officer_notice(tenant, subject, notice_id)
+            except Denied:
+                pass  # not theirs to edit: maybe it reached them as a recipient
+        return jsonify(RECIPIENT_VIEW.dump(reads.recipient_notice(tenant, g.caller, subject, notice_id)))
 
     @blp.arguments(NoticePatch)
     @blp.response(200, NoticeOut)
@@ -115,14 +107,7 @@ class OneNotice(MethodView):
     def delete(self, slug, notice_id):
         """Retract: the notice leaves every inbox at once"""
         _, notice = service.access_notice(slug, notice_id)
-        was_published = notice.status == "published"
-        notice = service.retract(notice, g.subject)
-        if was_published:
-            from federation.push import sender
-
-            enqueue_after_commit(sender.push_retraction, notice.id, job_id=f"retract-{notice.id}")
-            db.session.commit()
-        return notice
+        return service.retract(notice, g.subject)
 
 
 @blp.route("/tenants/<slug>/notices/<int:notice_id>/publish")
@@ -139,8 +124,8 @@ class Stats(MethodView):
     @blp.response(200, StatsOut)
     def get(self, slug, notice_id):
         """Recipients, deliveries, reads and reactions: counts only, per union for federation notices (F4)"""
-        tenant, _ = access_tenant(slug, "stats", "read")
-        return inbox.stats(get_owned(Notice, notice_id, tenant))
+        tenant, subject = access_tenant(slug, "stats", "read")
+        return reads.stats(tenant, subject, notice_id)
 
 
 @blp.route("/tenants/<slug>/notices/<int:notice_id>/receipts")
@@ -150,20 +135,11 @@ class Receipts(MethodView):
     def get(self, q, slug, notice_id):
         """Union officers: who in their own union read or reacted, in 50-on order. Federation organizers: the
         members who shared their attendance"""
-        tenant, _ = access_tenant(slug, "receipts", "read")
-        notice = db.session.get(Notice, notice_id)
-        if notice is None:
-            raise Denied(404)
-        if tenant.kind == "federation":
-            if notice.tenant_id != tenant.id:
-                raise Denied(404)
-            return {"items": inbox.attendees_for_organizer(notice)}
-        reached = notice.tenant_id == tenant.id or db.session.execute(select(Delivery.id).where(
-            Delivery.notice_id == notice_id, Delivery.tenant_id == tenant.id)).first() is not None
-        if not reached:
-            raise Denied(404)
-        items = inbox.receipts_for_union(tenant, notice, reaction=q["reaction"])
-        return {"items": [{**i, "union": tenant.slug} for i in items]}
+        tenant, subject = access_tenant(slug, "receipts", "read")
+        found = reads.receipts(tenant, subject, notice_id, reaction=q["reaction"])
+        if found.organizer:
+            return {"items": found.items}
+        return {"items": [{**i, "union": tenant.slug} for i in found.items]}
 
 
 @blp.route("/unions/<union>/relays")
@@ -188,14 +164,7 @@ class Inbox(MethodView):
     def get(self, q):
         """Your inbox, newest first, with the unread count"""
         subject = require_caller()
-        after = decode_cursor(q["cursor"], (str, int))
-        parsed = None
-        if after is not None:
-            try:
-                parsed = (datetime.fromisoformat(after[0]), after[1])
-            except ValueError:
-                raise APIError(400, "cursor: not a cursor this service gave out", fields={"cursor": ["invalid"]}) \
-                    from None
+        parsed = decode_cursor(q["cursor"], (datetime, int))
         # The first page is what members open over and over: served from the per-process cache while the union's,
         # the user's and the policy's versions (all read by this request's sign-in query) are unchanged.
         caller = g.caller
@@ -216,11 +185,7 @@ class Inbox(MethodView):
 
 
 def _in_my_inbox(notice_id: int) -> inbox.Target:
-    subject = require_caller()
-    found = inbox.receipt_target(g.caller, subject, notice_id)
-    if found is None:
-        raise Denied(404)
-    return found
+    return reads.in_inbox(g.caller, require_caller(), notice_id)
 
 
 @blp.route("/me/inbox/<int:notice_id>/read")

@@ -1,8 +1,8 @@
 """The web pages: server-rendered, Japanese first, on the same services and firewall as the JSON API.
 
 Every page reaches tenant data through `federation.access` exactly like the API views do, so a page the firewall
-denies answers 403 or 404 like the API. Every form carries a CSRF token (the session's, or for the sign-in form a
-double-submit token); every write the page script makes goes to the API with the X-CSRF-Token header.
+denies answers 403 or 404 like the API. Every form carries Flask-WTF's CSRF token (web/csrf.py); every write the
+page script makes goes to the API with the X-CSRF-Token header.
 """
 from __future__ import annotations
 
@@ -14,10 +14,13 @@ from werkzeug.exceptions import HTTPException
 
 from federation.errors import APIError
 from federation.firewall import Denied
-from federation.web import formatting, i18n
-from federation.web.csrf import CSRFError, check_form_token, form_token
+from federation.web import csrf, formatting, i18n
+from federation.web.csrf import CSRFError
 
 bp = Blueprint("web", __name__)
+
+# Forms that work signed out: signing in, and setting a password from an officer's one-time link.
+SIGNED_OUT_FORMS = {"web.signin", "web.account_link"}
 
 # Only our own files: no inline script, no inline style, no framing. The page script and the service worker are
 # served from /static and /sw.js; pushes are fetched by the worker, not by pages.
@@ -35,7 +38,8 @@ def _setup(state: BlueprintSetupState) -> None:
         jdatetime=formatting.format_datetime, jdate=formatting.format_date, jevent=formatting.format_event,
         local_input=formatting.iso_local, kana_row=formatting.kana_row,
     )
-    app.jinja_env.globals.update(percent=formatting.percent, csrf_token=form_token, label=i18n.label,
+    csrf.init_app(app)
+    app.jinja_env.globals.update(percent=formatting.percent, api_csrf_token=csrf.api_csrf_token, label=i18n.label,
                                  L=i18n)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
@@ -45,11 +49,9 @@ def _setup(state: BlueprintSetupState) -> None:
 def _forms_carry_their_token() -> Any:
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return None
-    if request.endpoint == "web.signin":
-        return None  # the sign-in view checks its double-submit token itself: there is no session yet
-    if g.get("subject") is None:
-        return redirect(url_for("web.signin", next=request.path))
-    check_form_token()
+    if request.endpoint not in SIGNED_OUT_FORMS and g.get("subject") is None:
+        return redirect(url_for("web.signin", next=request.path))  # nothing is done for nobody: sign in first
+    csrf.protect_form()  # every form, the sign-in form included, before the view runs
     return None
 
 
@@ -101,8 +103,10 @@ def _http(exc: HTTPException) -> Any:
 
 
 from federation.web import (  # noqa: E402,F401  (routes register on import)
+    account,
     applications,
     auditor,
+    ballots,
     documents,
     editor,
     invitations,

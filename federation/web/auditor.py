@@ -13,10 +13,12 @@ from markupsafe import Markup
 
 from federation.access import access_tenant
 from federation.audit import chain, queries
+from federation.audit import entries as audit_entries
 from federation.errors import APIError
 from federation.firewall.templates import ACTIONS, OBJECTS
+from federation.pagination import page_key
 from federation.web import bp
-from federation.web.reads import all_tenants, audit_page, tenant_names
+from tenants.reads import all_tenants, tenant_names
 
 LOG_PAGE = 50
 
@@ -141,11 +143,8 @@ def audit_log():  # type: ignore[no-untyped-def]
     _auditor()
     tenant = (request.args.get("tenant") or "").strip() or None
     kind = (request.args.get("kind") or "").strip() or None
-    try:
-        before = int(request.args["before"]) if request.args.get("before") else None
-    except ValueError:
-        before = None
-    rows = audit_page(tenant=tenant, kind=kind, after=before, limit=LOG_PAGE + 1)
+    before = page_key(request.args.get("before"))
+    rows = audit_entries.page(tenant=tenant, kind=kind, before=before, limit=LOG_PAGE + 1, newest_first=True)
     more = len(rows) > LOG_PAGE
     rows = rows[:LOG_PAGE]
     verification = chain.verify() if request.args.get("verify") else None

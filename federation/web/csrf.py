@@ -1,54 +1,41 @@
-"""CSRF tokens for the pages' forms.
+"""CSRF for the pages' forms: Flask-WTF's CSRFProtect, one mechanism for every form (signed in or not: the
+sign-in and the QR registration forms too). Its token lives in Flask's signed session cookie (`musubi_form`); a
+cross-site page can make the browser send the cookie but cannot read the token.
 
-A signed-in form carries the session's own csrf_token (the same one the page script sends as X-CSRF-Token to the
-API): a cross-site page can make the browser send the cookie, but cannot read the token. The sign-in form has no
-session yet, so it uses a double-submit token: a random value set as a SameSite=Strict cookie and echoed in a hidden
-field, which a cross-site form cannot know or set.
+The pages check it themselves (`protect_form`), before anything else runs; the JSON API is not checked here: a
+cookie-authenticated API write must carry the sign-in session's own token in `X-CSRF-Token` (auth.service), which
+the page script reads from the `csrf-token` meta tag (`api_csrf_token`).
 """
 from __future__ import annotations
 
-import hmac
-import secrets
+from flask import Flask, g
+from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from flask import Response, current_app, g, request
+csrf = CSRFProtect()
 
-FIELD = "csrf_token"
-SIGNIN_COOKIE = "musubi_signin_csrf"
-
-
-class CSRFError(Exception):
-    """A form arrived without the token its page was given."""
+__all__ = ["CSRFError", "api_csrf_token", "init_app", "protect_form"]
 
 
-def form_token() -> str:
+def init_app(app: Flask) -> None:
+    settings = app.config["MUSUBI"]
+    # Only the pages are checked (protect_form); the API has its own session-bound header.
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    # A form left open on a phone through a long meeting still goes through; the cookie itself ends with the browser.
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", 12 * 3600)
+    app.config.setdefault("WTF_CSRF_SSL_STRICT", True)
+    app.config.setdefault("SESSION_COOKIE_NAME", "musubi_form")
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("SESSION_COOKIE_SECURE", settings.secure_cookies)
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    csrf.init_app(app)
+
+
+def protect_form() -> None:
+    """Refuse a form without the token its page was given (raises CSRFError)."""
+    csrf.protect()
+
+
+def api_csrf_token() -> str:
+    """The signed-in session's token for the API's X-CSRF-Token header (the page script's writes)."""
     session = g.get("auth_session")
-    if session is not None:
-        return session.csrf_token
-    token = g.get("signin_csrf")
-    if token is None:
-        token = request.cookies.get(SIGNIN_COOKIE) or secrets.token_urlsafe(24)
-        g.signin_csrf = token
-    return token
-
-
-def check_form_token() -> None:
-    session = g.get("auth_session")
-    sent = request.form.get(FIELD, "")
-    if session is None or not sent or not hmac.compare_digest(sent, session.csrf_token):
-        raise CSRFError()
-
-
-def check_signin_token() -> None:
-    cookie = request.cookies.get(SIGNIN_COOKIE, "")
-    sent = request.form.get(FIELD, "")
-    if not cookie or not sent or not hmac.compare_digest(sent, cookie):
-        raise CSRFError()
-
-
-def keep_signin_token(resp: Response) -> Response:
-    """Set the double-submit cookie for the token the sign-in page was rendered with."""
-    token = g.get("signin_csrf")
-    if token and token != request.cookies.get(SIGNIN_COOKIE):
-        resp.set_cookie(SIGNIN_COOKIE, token, httponly=True, samesite="Strict", path="/signin",
-                        secure=current_app.config["MUSUBI"].secure_cookies, max_age=3600 * 12)
-    return resp
+    return session.csrf_token if session is not None else ""

@@ -9,7 +9,6 @@ from typing import Any
 from flask import g, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
-from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from federation.access import access_tenant, get_owned
@@ -21,8 +20,8 @@ from federation.space.documents import storage as st
 from federation.space.documents.models import Document
 from federation.space.documents.schemas import DocumentForm, DownloadQuery
 from federation.web import bp
-from federation.web.reads import units_by_id
 from tenants.models import OrgUnit, Tenant
+from tenants.reads import units_by_id, units_of_kinds
 
 # The words for the fields a document form can get wrong; the API's messages are English and shown only in English.
 FIELD_LABELS = {
@@ -85,9 +84,7 @@ def _audience_json(form: MultiDict[str, str]) -> str:
 
 def _choosable_units(tenant: Tenant) -> list[OrgUnit]:
     """Branches with their workplaces under them, in tree order: what a document can be addressed to."""
-    rows = db.session.execute(select(OrgUnit).where(OrgUnit.tenant_id == tenant.id, OrgUnit.kind.in_(
-        ("branch", "workplace"))).order_by(OrgUnit.path)).scalars()
-    return list(rows)
+    return units_of_kinds(tenant, ("branch", "workplace"))
 
 
 def _list_page(tenant: Tenant, subject: Subject, *, errors: list[tuple[str, str]] | None = None,

@@ -8,19 +8,19 @@ from typing import Any
 from flask import g, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
-from federation.access import access_tenant, get_owned
+from federation.access import access_tenant
 from federation.errors import APIError
 from federation.extensions import db
-from federation.firewall import Denied, firewall
-from federation.jobs import enqueue_after_commit
+from federation.firewall import firewall
 from federation.notices import audience as aud
-from federation.notices import inbox, service
+from federation.notices import reads, service
 from federation.notices.markdown import render
-from federation.notices.models import CATEGORIES, STAMPS, STATUSES, Notice
+from federation.notices.models import CATEGORIES, STAMPS, STATUSES
 from federation.notices.schemas import NoticeIn
+from federation.privacy import SMALL_GROUP
 from federation.web import bp, formatting
 from federation.web.formatting import first_message
-from federation.web.reads import audience_tree, own_notices, reached_union, tenant_names
+from tenants.reads import tenant_names
 
 WHEN = ("now", "schedule", "draft")
 
@@ -29,7 +29,7 @@ WHEN = ("now", "schedule", "draft")
 def notices(slug: str):  # type: ignore[no-untyped-def]
     tenant, subject = access_tenant(slug, "notices", "write")
     status = request.args.get("status")
-    rows = own_notices(tenant, status=status if status in STATUSES else None)
+    rows = reads.officer_notices(tenant, subject, status=status if status in STATUSES else None)
     return render_template("web/notices.html", tenant=tenant, notices=rows, status=status, statuses=STATUSES,
                            may_stats=firewall.allowed(subject, slug, "stats", "read"),
                            may_receipts=firewall.allowed(subject, slug, "receipts", "read"),
@@ -102,7 +102,7 @@ def _fields_of(error: ValidationError | APIError) -> dict[str, str]:
 
 def _compose_page(tenant: Any, subject: Any, form: Any, *, errors: dict[str, str] | None = None,
                   preview_html: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
-    roots, may_all = audience_tree(tenant, subject)
+    roots, may_all = reads.audience_tree(tenant, subject)
     audience = _audience_from_form(form) if form else {}
     counts = None
     if audience:
@@ -163,14 +163,7 @@ def publish(slug: str, notice_id: int):  # type: ignore[no-untyped-def]
 @bp.route("/t/<slug>/notices/<int:notice_id>/retract", methods=["POST"])
 def retract(slug: str, notice_id: int):  # type: ignore[no-untyped-def]
     _tenant, notice = service.access_notice(slug, notice_id)
-    was_published = notice.status == "published"
-    service.retract(notice, g.subject)
-    if was_published:
-        from federation.push import sender
-
-        # Devices that were sent the notice get a retraction under the same Topic (as the API's DELETE does).
-        enqueue_after_commit(sender.push_retraction, notice.id, job_id=f"retract:{notice.id}")
-        db.session.commit()
+    service.retract(notice, g.subject)  # also queues the retraction push, as the API's DELETE does
     return redirect(url_for("web.notices", slug=slug, done="retracted"))
 
 
@@ -179,18 +172,19 @@ def retract(slug: str, notice_id: int):  # type: ignore[no-untyped-def]
 @bp.route("/t/<slug>/notices/<int:notice_id>/stats")
 def stats(slug: str, notice_id: int):  # type: ignore[no-untyped-def]
     tenant, subject = access_tenant(slug, "stats", "read")
-    notice = get_owned(Notice, notice_id, tenant)
-    numbers = inbox.stats(notice)
+    notice = reads.officer_notice(tenant, subject, notice_id)
+    numbers = reads.stats(tenant, subject, notice_id)
     unions = numbers.get("unions", [])
     names = tenant_names({u["union"] for u in unions})
     attendees = None
     if tenant.kind == "federation" and notice.category == "seminar" \
             and firewall.allowed(subject, slug, "receipts", "read"):
         # F4: only the members who pressed attend, and so chose to share their name with the organizer.
-        attendees = inbox.attendees_for_organizer(notice)
+        attendees = reads.receipts(tenant, subject, notice_id).items
         names.update(tenant_names({a["union"] for a in attendees}))
     return render_template("web/stats.html", tenant=tenant, notice=notice, numbers=numbers, unions=unions,
                            names=names, attendees=attendees, audience=json.loads(notice.audience),
+                           small_group=SMALL_GROUP,
                            done=request.args.get("done"),
                            may_receipts=tenant.kind == "union" and firewall.allowed(subject, slug, "receipts",
                                                                                     "read"))
@@ -198,23 +192,17 @@ def stats(slug: str, notice_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/t/<slug>/notices/<int:notice_id>/receipts")
 def receipts(slug: str, notice_id: int):  # type: ignore[no-untyped-def]
-    tenant, _subject = access_tenant(slug, "receipts", "read")
-    notice = db.session.get(Notice, notice_id)
-    if notice is None:
-        raise Denied(404)
+    tenant, subject = access_tenant(slug, "receipts", "read")
+    found = reads.receipts(tenant, subject, notice_id)
+    if found.organizer:
+        return render_template("web/receipts.html", tenant=tenant, notice=found.notice, items=found.items,
+                               reaction=None, organizer=True, names=tenant_names({i["union"] for i in found.items}),
+                               summary=None)
     reaction = request.args.get("reaction")
     reaction = reaction if reaction in STAMPS else None
-    if tenant.kind == "federation":
-        if notice.tenant_id != tenant.id:
-            raise Denied(404)
-        items = inbox.attendees_for_organizer(notice)
-        return render_template("web/receipts.html", tenant=tenant, notice=notice, items=items, reaction=None,
-                               organizer=True, names=tenant_names({i["union"] for i in items}), summary=None)
-    if not reached_union(tenant, notice):
-        raise Denied(404)
-    everyone = inbox.receipts_for_union(tenant, notice)
+    everyone = found.items
     items = [i for i in everyone if i["reaction"] == reaction] if reaction else everyone
     summary = {"total": len(everyone), "read": sum(1 for i in everyone if i["read_at"]),
                **{s: sum(1 for i in everyone if i["reaction"] == s) for s in STAMPS}}
-    return render_template("web/receipts.html", tenant=tenant, notice=notice, items=items, reaction=reaction,
+    return render_template("web/receipts.html", tenant=tenant, notice=found.notice, items=items, reaction=reaction,
                            organizer=False, names={}, summary=summary)

@@ -49,6 +49,8 @@ ROLE_LABELS = {
     "unit_editor": lazy_gettext("Block or council officer"),
     "union_admin": lazy_gettext("Union administrator"),
     "union_editor": lazy_gettext("Union editor"),
+    "election_officer": lazy_gettext("Election officer"),
+    "fed_election_officer": lazy_gettext("Election officer"),
     "member": lazy_gettext("Member"),
 }
 UNIT_KIND_LABELS = {

@@ -24,9 +24,9 @@ from federation.space.invitations.models import Invitation
 from federation.space.invitations.schemas import InvitationIn
 from federation.web import bp
 from federation.web.formatting import JST
-from federation.web.reads import units_by_id
 from tenants import service as tenant_service
 from tenants.models import Tenant
+from tenants.reads import units_by_id
 
 DEFAULT_DAYS = 30
 

@@ -21,15 +21,14 @@ from flask_babel import gettext as _
 
 from federation.auth.service import COOKIE, end_session, require_caller, sign_in
 from federation.errors import APIError
-from federation.extensions import db
-from federation.firewall import Denied, firewall
-from federation.notices import inbox
-from federation.notices.models import STAMPS, Notice
+from federation.firewall import firewall
+from federation.notices import inbox, reads
+from federation.notices.models import STAMPS
 from federation.pagination import decode_cursor, encode_cursor
+from federation.push import devices
+from federation.push.records import forget_session
 from federation.web import bp, i18n
-from federation.web.csrf import SIGNIN_COOKIE, check_signin_token, keep_signin_token
 from federation.web.nav import home_url
-from federation.web.reads import my_device, my_devices
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 TENANT_COOKIE = "musubi_tenant"
@@ -62,7 +61,6 @@ def signin():  # type: ignore[no-untyped-def]
     error = None
     status = 200
     if request.method == "POST":
-        check_signin_token()
         tenant = request.form.get("tenant", "").strip().lower()
         login_id = request.form.get("login_id", "").strip()
         password = request.form.get("password", "")
@@ -86,11 +84,8 @@ def signin():  # type: ignore[no-untyped-def]
                 # Remembered so a member on their own phone types only the employee number next time.
                 resp.set_cookie(TENANT_COOKIE, tenant, samesite="Lax", secure=settings.secure_cookies,
                                 max_age=365 * 86400, path="/signin", httponly=True)
-                resp.delete_cookie(SIGNIN_COOKIE, path="/signin")
                 return resp
-    resp = current_app.make_response((render_template("web/signin.html", form=form, error=error,
-                                                      next_url=next_url), status))
-    return keep_signin_token(resp)
+    return render_template("web/signin.html", form=form, error=error, next_url=next_url), status
 
 
 def _landing(kind: str, slug: str) -> str:
@@ -104,6 +99,7 @@ def _landing(kind: str, slug: str) -> str:
 @bp.route("/signout", methods=["POST"])
 def signout():  # type: ignore[no-untyped-def]
     require_caller()
+    forget_session(g.auth_session.id)  # this sign-in's push subscriptions go with it
     end_session(g.auth_session)
     resp = redirect(url_for("web.signin"))
     resp.delete_cookie(COOKIE, path="/")
@@ -145,19 +141,9 @@ def inbox_view():  # type: ignore[no-untyped-def]
                            may_relay=may_relay)
 
 
-def _delivered(notice_id: int) -> inbox.Target:
-    subject = require_caller()
-    found = inbox.receipt_target(g.caller, subject, notice_id)
-    if found is None:
-        # Not in this person's inbox (another union's, retracted, never sent to them): as if it did not exist (F5).
-        raise Denied(404)
-    return found
-
-
 @bp.route("/notices/<int:notice_id>")
 def notice(notice_id: int):  # type: ignore[no-untyped-def]
-    target = _delivered(notice_id)
-    found_notice = db.session.get(Notice, notice_id)
+    target, found_notice = reads.opened_notice(g.caller, require_caller(), notice_id)
     delivered_at, relay_only = target.delivered_at, target.relay_only
     # Opening the notice is reading it; marking it here keeps the unread count honest without any script. Opening
     # it again writes nothing.
@@ -172,7 +158,7 @@ def notice(notice_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/notices/<int:notice_id>/reaction", methods=["POST"])
 def react(notice_id: int):  # type: ignore[no-untyped-def]
-    target = _delivered(notice_id)
+    target = reads.in_inbox(g.caller, require_caller(), notice_id)
     stamp = request.form.get("stamp") or None
     if stamp is not None and stamp not in STAMPS:
         raise APIError(422, "stamp: attend, absent or read", fields={"stamp": ["unknown"]})
@@ -187,7 +173,7 @@ def settings():  # type: ignore[no-untyped-def]
     subject = require_caller()
     roles = [gr.role for gr in firewall.grants_of(subject)]
     roles += [r for r in firewall.roles_of(subject) if r not in roles]
-    return render_template("web/settings.html", devices=my_devices(g.user), roles=roles,
+    return render_template("web/settings.html", devices=devices.devices_of(subject.user_id), roles=roles,
                            saved=request.args.get("saved"))
 
 
@@ -204,12 +190,8 @@ def settings_language():  # type: ignore[no-untyped-def]
 
 @bp.route("/settings/devices/<int:device_id>/delete", methods=["POST"])
 def settings_device_delete(device_id: int):  # type: ignore[no-untyped-def]
-    require_caller()
-    device = my_device(g.user, device_id)
-    if device is None:
-        raise Denied(404)
-    db.session.delete(device)
-    db.session.commit()
+    subject = require_caller()
+    devices.remove_device(subject.user_id, device_id)
     return redirect(url_for("web.settings", saved="device"))
 
 

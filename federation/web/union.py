@@ -10,10 +10,11 @@ from federation.extensions import db
 from federation.firewall import firewall
 from federation.firewall.templates import GRANTABLE, UNIT_SCOPED
 from federation.notices import service as notice_service
+from federation.notices.reads import received_notices
 from federation.pagination import decode_cursor, encode_cursor
 from federation.web import bp
-from federation.web.reads import live_affiliation_of, received_notices, units_by_id
 from tenants import service as tenant_service
+from tenants.reads import units_by_id
 
 MEMBERS_PAGE = 50
 
@@ -122,7 +123,7 @@ def cascade(slug: str):  # type: ignore[no-untyped-def]
 
 
 def _cascade_page(tenant, subject, *, error: APIError | None = None):  # type: ignore[no-untyped-def]
-    aff = live_affiliation_of(tenant)
+    aff = tenant_service.live_affiliation(tenant)
     return render_template("web/cascade.html", tenant=tenant, aff=aff, error=error,
                            may_change=firewall.allowed(subject, tenant.slug, "cascade", "write"),
                            may_accept=firewall.allowed(subject, tenant.slug, "affiliation", "write"),

@@ -35,6 +35,42 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
+# The names a file of each detected type may carry; the first is the one a download gets when the name has none.
+EXTENSIONS = {"application/pdf": (".pdf",), "image/png": (".png",), "image/jpeg": (".jpg", ".jpeg"),
+              "image/webp": (".webp",)}
+
+
+def _split_extension(name: str) -> tuple[str, str]:
+    """(stem, ".ext" lowercased) or (name, "") when the name has no extension."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or not ext or len(ext) > 10 or not ext.isalnum():
+        return name, ""
+    return stem, "." + ext.lower()
+
+
+def check_extension(filename: str, kind: str, field: str = "file") -> None:
+    """A name ending in another type's extension (`診断書.pdf.cmd` holding a PDF) is refused: whoever downloads it
+    would open it by its name, not by what we detected."""
+    ext = _split_extension(filename)[1]
+    if ext and ext not in EXTENSIONS[kind]:
+        allowed = " or ".join(EXTENSIONS[kind])
+        raise invalid(field, f"the name ends in {ext} but the content is {kind}: name it {allowed}")
+
+
+def safe_download_name(filename: str, content_type: str, fallback: str = "document") -> str:
+    """The stored display name with the extension of the detected type, whatever it was uploaded as."""
+    stem, ext = _split_extension(filename)
+    allowed = EXTENSIONS.get(content_type, ())
+    if ext in allowed:
+        return filename
+    if not ext:
+        stem = filename
+    inner_stem, inner_ext = _split_extension(stem)
+    if inner_ext in allowed:
+        return stem  # 診断書.pdf.cmd -> 診断書.pdf
+    return (stem or fallback) + (allowed[0] if allowed else ".bin")
+
+
 def clean_filename(raw: str | None) -> str:
     """The name to hand back on download: the last path component, no control characters, at most 255 chars."""
     name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
@@ -58,13 +94,20 @@ def read_upload(upload: FileStorage | None) -> tuple[bytes, str, str]:
     kind = sniff(data)
     if kind is None:
         raise invalid("file", "not a PDF, PNG, JPEG or WebP file (checked by its content)")
-    return data, kind, clean_filename(upload.filename)
+    filename = clean_filename(upload.filename)
+    check_extension(filename, kind)
+    return data, kind, filename
 
 
 def download_response(data: bytes, filename: str, content_type: str, fallback: str = "document") -> Response:
     """The stored bytes as a download, never shown inline: the ASCII name is for old clients, the RFC 5987 one keeps
     Japanese names intact."""
-    ascii_name = filename.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "") or fallback
+    if content_type not in EXTENSIONS:
+        content_type = "application/octet-stream"
+    filename = safe_download_name(filename, content_type, fallback)
+    stem, ext = _split_extension(filename)
+    ascii_stem = stem.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "").strip()
+    ascii_name = (ascii_stem or fallback) + ext
     disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
     return Response(data, mimetype=content_type, headers={
         "Content-Disposition": disposition,

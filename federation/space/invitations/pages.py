@@ -5,8 +5,6 @@ cookie scoped to /register, echoed in a hidden field), the idea the sign-in page
 """
 from __future__ import annotations
 
-import hmac
-import secrets
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, render_template, request
@@ -15,10 +13,10 @@ from flask_babel import gettext as _
 from federation.errors import APIError
 from federation.firewall import Denied
 from federation.space.invitations import service
+from federation.web.csrf import CSRFError, protect_form
 
 pages = Blueprint("register_page", __name__)
 
-COOKIE = "musubi_register_csrf"
 FIELDS = ("login_id", "display_name", "name_kana", "password")
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; "
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
@@ -73,8 +71,9 @@ def register(token: str):  # type: ignore[no-untyped-def]
     problem = None
     status = 200
     if request.method == "POST":
-        sent, cookie = request.form.get("csrf_token", ""), request.cookies.get(COOKIE, "")
-        if not sent or not cookie or not hmac.compare_digest(sent, cookie):
+        try:
+            protect_form()
+        except CSRFError:
             return render_template("web/error.html", status=403, csrf=True), 403
         body = {k: request.form.get(k, "") for k in FIELDS}
         missing = {k: _field_messages()[k] for k, v in body.items() if not v.strip()}
@@ -89,16 +88,9 @@ def register(token: str):  # type: ignore[no-untyped-def]
                 if not errors:
                     problem = _refusal(exc)
             else:
-                resp = _page("web/register_done.html", 201, inv=inv, user=user)
-                resp.delete_cookie(COOKIE, path="/register")
-                return resp
+                return _page("web/register_done.html", 201, inv=inv, user=user)
     return _page("web/register.html", status, inv=inv, form=form, errors=errors, problem=problem)
 
 
 def _page(template: str, status: int, **context: Any) -> Response:
-    token = request.cookies.get(COOKIE) or secrets.token_urlsafe(24)
-    resp = current_app.make_response((render_template(template, form_csrf=token, **context), status))
-    if token != request.cookies.get(COOKIE):
-        resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/register",
-                        secure=current_app.config["MUSUBI"].secure_cookies, max_age=3600 * 12)
-    return resp
+    return current_app.make_response((render_template(template, **context), status))

@@ -82,7 +82,8 @@ class AnswerAck(StrictSchema):
 
 class OptionCount(StrictSchema):
     option = fields.String()
-    count = fields.Integer()
+    count = fields.Integer(allow_none=True, metadata={"description": "null while an anonymous survey has too few "
+                                                                     "respondents to show counts"})
 
 
 class TextAnswer(StrictSchema):
@@ -98,14 +99,16 @@ class QuestionResult(StrictSchema):
     answered = fields.Integer()
     options = fields.List(fields.Nested(OptionCount))
     texts = fields.List(fields.Nested(TextAnswer))
+    withheld = fields.Boolean(metadata={"description": "counts and texts held back: too few respondents"})
 
 
 class UnitRate(StrictSchema):
     unit_id = fields.Integer(allow_none=True)
     unit = fields.String()
     members = fields.Integer()
-    answered = fields.Integer()
-    rate = fields.Float()
+    answered = fields.Integer(allow_none=True)
+    rate = fields.Float(allow_none=True)
+    withheld = fields.Boolean(metadata={"description": "answered and rate held back: too few respondents"})
 
 
 class ResultsOut(StrictSchema):
@@ -114,6 +117,10 @@ class ResultsOut(StrictSchema):
     members = fields.Integer()
     answered = fields.Integer()
     rate = fields.Float()
+    min_respondents = fields.Integer(allow_none=True, metadata={
+        "description": "anonymous surveys: fewer respondents than this, in a unit or overall, and the figures are "
+                       "withheld"})
+    withheld = fields.Boolean()
     units = fields.List(fields.Nested(UnitRate))
     questions = fields.List(fields.Nested(QuestionResult))
 

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from federation.errors import conflict, invalid
 from federation.extensions import db, utcnow
+from federation.privacy import SMALL_GROUP
 from federation.space.surveys.models import Survey, SurveyParticipant, SurveyQuestion, SurveyResponse
 from tenants.models import OrgUnit, Tenant, User
 
@@ -120,6 +121,11 @@ def delete_survey(survey: Survey) -> None:
     db.session.commit()
 
 
+# An anonymous survey shows no figure made of fewer respondents than this: with a unit of one or two members, a
+# per-unit response count says who answered, and a handful of answers says what they answered.
+MIN_RESPONDENTS = SMALL_GROUP  # the one small-group rule (federation/privacy.py)
+
+
 def _rate(answered: int, members: int) -> float:
     return round(answered / members, 4) if members else 0.0
 
@@ -165,7 +171,31 @@ def response_rates(survey: Survey) -> tuple[int, int, list[dict[str, Any]]]:
         units.append({"unit_id": None, "unit": "", "members": len(rest), "answered": done,
                       "rate": _rate(done, len(rest))})
     total_done = sum(1 for uid, _ in members if uid in answered_ids)
+    if survey.anonymous:
+        _withhold_small_units(units)
     return len(members), total_done, units
+
+
+def _withhold_small_units(units: list[dict[str, Any]]) -> None:
+    """Blank the answered count and rate of every unit with fewer than MIN_RESPONDENTS respondents. The total stays,
+    so the withheld units together must also reach the threshold, or the total minus the units shown gives them
+    away: the smallest shown units are withheld too until they do (or nothing per unit is left)."""
+    small = [u for u in units if u["answered"] < MIN_RESPONDENTS]
+    if not small:
+        for u in units:
+            u["withheld"] = False
+        return
+    shown = sorted((u for u in units if u["answered"] >= MIN_RESPONDENTS), key=lambda u: u["answered"])
+    hidden = list(small)
+    # One withheld unit is given away by subtraction whatever its size; so is a sum under the threshold.
+    while shown and (len(hidden) < 2 or sum(u["answered"] for u in hidden) < MIN_RESPONDENTS):
+        hidden.append(shown.pop(0))
+    ids = {id(u) for u in hidden}
+    for u in units:
+        u["withheld"] = id(u) in ids
+        if u["withheld"]:
+            u["answered"] = None
+            u["rate"] = None
 
 
 def results(survey: Survey) -> dict[str, Any]:
@@ -204,8 +234,18 @@ def results(survey: Survey) -> dict[str, Any]:
                               "options": [{"option": o, "count": c} for o, c in zip(options, counts, strict=True)],
                               "texts": texts})
     members, done, units = response_rates(survey)
+    # Too few answers to an anonymous survey: the counts and the texts could be matched to the few who answered
+    # (three members, one "no", and everyone knows whose). Only how many answered is shown until there are enough.
+    withheld = survey.anonymous and len(responses) < MIN_RESPONDENTS
+    if withheld:
+        for q in out_questions:
+            q["options"] = [{"option": o["option"], "count": None} for o in q["options"]]
+            q["texts"] = []
+    for q in out_questions:
+        q["withheld"] = withheld
     return {"survey_id": survey.id, "anonymous": survey.anonymous, "members": members, "answered": done,
-            "rate": _rate(done, members), "units": units, "questions": out_questions}
+            "rate": _rate(done, members), "min_respondents": MIN_RESPONDENTS if survey.anonymous else None,
+            "withheld": withheld, "units": units, "questions": out_questions}
 
 
 def _cell(value: Any) -> Any:
@@ -213,6 +253,10 @@ def _cell(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
+
+
+def _blank(value: Any) -> Any:
+    return "" if value is None else value
 
 
 def results_csv(survey: Survey) -> bytes:
@@ -223,10 +267,12 @@ def results_csv(survey: Survey) -> bytes:
                 "login_id", "display_name"])
     w.writerow(["response_rate", "", "", "", "", data["answered"], data["members"], data["rate"], "", ""])
     for u in data["units"]:
-        w.writerow(["unit_rate", "", "", _cell(u["unit"]), "", u["answered"], u["members"], u["rate"], "", ""])
+        # A withheld figure is an empty cell, never a zero that would read as "nobody answered".
+        w.writerow(["unit_rate", "", "", _cell(u["unit"]), "", _blank(u["answered"]), u["members"],
+                    _blank(u["rate"]), "", ""])
     for no, q in enumerate(data["questions"], start=1):
         for o in q["options"]:
-            w.writerow(["option", no, _cell(q["text"]), "", _cell(o["option"]), o["count"], "", "", "", ""])
+            w.writerow(["option", no, _cell(q["text"]), "", _cell(o["option"]), _blank(o["count"]), "", "", "", ""])
         for t in q["texts"]:
             w.writerow(["text", no, _cell(q["text"]), "", _cell(t["text"]), "", "", "",
                         _cell(t["login_id"] or ""), _cell(t["display_name"] or "")])

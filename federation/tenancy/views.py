@@ -5,15 +5,15 @@ from __future__ import annotations
 from flask import Response, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import select
+from marshmallow import fields
 
 from federation.access import access_tenant
 from federation.errors import invalid
-from federation.extensions import db
 from federation.firewall import Denied, firewall
 from federation.pagination import decode_cursor, encode_cursor
-from tenants import service
-from tenants.models import Affiliation, Tenant, User
+from federation.schemas import StrictSchema
+from tenants import reads, service
+from tenants.models import Tenant, User
 from tenants.schemas import (
     AffiliationList,
     AffiliationOut,
@@ -44,8 +44,7 @@ class Tenants(MethodView):
         # `tenant read` with the `any` link is what lets a platform role list every tenant; re-check per row so a
         # narrower policy would narrow the list too.
         subject = g.subject
-        rows = db.session.execute(select(Tenant).order_by(Tenant.kind, Tenant.slug)).scalars()
-        return [t for t in rows if firewall.allowed(subject, t.slug, "tenant", "read")]
+        return [t for t in reads.all_tenants() if firewall.allowed(subject, t.slug, "tenant", "read")]
 
     @blp.arguments(TenantIn)
     @blp.response(201, TenantOut)
@@ -123,11 +122,48 @@ class Member(MethodView):
 
 
 def _member(tenant: Tenant, login_id: str) -> User:
-    user = db.session.execute(
-        select(User).where(User.tenant_id == tenant.id, User.login_id == login_id)).scalar_one_or_none()
-    if user is None:
-        raise Denied(404)
-    return user
+    return reads.member_by_login(tenant, login_id)
+
+
+class AccountLinkOut(StrictSchema):
+    reset_url = fields.String(metadata={"description": "one-time link the member opens to set a password"})
+    expires_at = fields.DateTime()
+    purpose = fields.String(metadata={"description": "reset, or activate for a member who never set a password"})
+    qr_svg = fields.String(metadata={"description": "the link as a QR code (SVG data URI) to print or show"})
+
+
+class UnlockOut(StrictSchema):
+    login_id = fields.String()
+    failures_forgotten = fields.Integer()
+
+
+@blp.route("/tenants/<slug>/members/<login_id>/reset")
+class MemberReset(MethodView):
+    @blp.response(201, AccountLinkOut)
+    def post(self, slug, login_id):
+        """A one-time, expiring link (and QR) for a member to set a new password, or their first one"""
+        import segno
+
+        from federation.auth import accounts
+        from federation.space.invitations.service import public_base
+
+        tenant, subject = access_tenant(slug, "members", "write")
+        link = accounts.issue_link(tenant, _member(tenant, login_id), actor=subject.key)
+        url = public_base().rstrip("/") + f"/account/{link.token}"
+        return {"reset_url": url, "expires_at": link.expires_at, "purpose": link.purpose,
+                "qr_svg": segno.make(url, error="m").svg_data_uri(scale=4)}
+
+
+@blp.route("/tenants/<slug>/members/<login_id>/unlock")
+class MemberUnlock(MethodView):
+    @blp.response(200, UnlockOut)
+    def post(self, slug, login_id):
+        """Let a member locked out by failed sign-ins try again at once"""
+        from federation.auth import accounts
+
+        tenant, subject = access_tenant(slug, "members", "write")
+        user = _member(tenant, login_id)
+        return {"login_id": user.login_id, "failures_forgotten": accounts.unlock(tenant, user, actor=subject.key)}
 
 
 @blp.route("/tenants/<slug>/roles")
@@ -170,9 +206,7 @@ class Affiliations(MethodView):
     def get(self, fed):
         """The federation's affiliations, pending, active and ended"""
         federation, _ = access_tenant(fed, "affiliation", "read", kind="federation")
-        rows = db.session.execute(select(Affiliation).where(Affiliation.federation_id == federation.id)
-                                  .order_by(Affiliation.id)).scalars()
-        return {"items": [service.affiliation_dict(a) for a in rows]}
+        return {"items": [service.affiliation_dict(a) for a in reads.affiliations_of(federation)]}
 
     @blp.arguments(InviteIn)
     @blp.response(201, AffiliationOut)
@@ -189,12 +223,7 @@ class FederationSideAffiliation(MethodView):
     def delete(self, fed, union):
         """End an affiliation from the federation's side"""
         federation, subject = access_tenant(fed, "affiliation", "write", kind="federation")
-        aff = db.session.execute(
-            select(Affiliation).join(Tenant, Tenant.id == Affiliation.union_id)
-            .where(Affiliation.federation_id == federation.id, Tenant.slug == union, Affiliation.status != "ended")
-        ).scalar_one_or_none()
-        if aff is None:
-            raise Denied(404)
+        aff = reads.live_affiliation_with(federation, union)
         return service.affiliation_dict(service.end_affiliation(aff, actor=subject.key, side="federation"))
 
 
