@@ -69,6 +69,9 @@ def test_federation_editor_targets_a_council_and_publishes(open_page, served):
     page.get_by_label("場所").fill("連合会館 201会議室")
     reach = page.locator("[data-reach]")
     assert reach.inner_text() == "届ける相手を選んでください。"
+    # The tree is folded: blocks show, their councils open on demand.
+    assert not page.get_by_label("東京県協").is_visible()
+    page.locator("details[data-branch] > summary").first.click()
     page.get_by_label("東京県協").check()
     # union-a (opted in: aadmin and three members) directly, union-b (opted out) through its officers.
     expect(reach).to_have_text("4人 (1組合) に直接届きます・1組合は役員のみ")
@@ -76,6 +79,12 @@ def test_federation_editor_targets_a_council_and_publishes(open_page, served):
     page.get_by_label("今すぐ配信").check()
     shoot(page, "compose")
     page.get_by_role("button", name="確定する").click()
+    # Sending to phones at once is asked once more, with the title and the count.
+    confirm = page.locator("#send-confirm")
+    expect(confirm).to_contain_text("東京県協 秋季セミナーのご案内")
+    expect(confirm).to_contain_text("4人 (1組合) に直接届きます")
+    shoot(page, "compose-confirm")
+    page.get_by_role("button", name="配信する").click()
     page.wait_for_url(re.compile(r".*/t/fed/notices/\d+/stats.*"))
     notice_id = int(re.search(r"/notices/(\d+)/stats", page.url).group(1))
     served.wait_for_cascade(notice_id)
@@ -86,6 +95,30 @@ def test_federation_editor_targets_a_council_and_publishes(open_page, served):
     shoot(page, "stats")
     page.goto("/t/fed/notices")
     shoot(page, "notices")
+
+
+def test_event_fields_show_only_when_asked_for_and_hidden_ones_are_not_sent(open_page, served):
+    page = open_page()
+    sign_in(page, "fed", "staff")
+    page.goto("/t/fed/notices/new")
+    fields = page.locator("#event-fields")
+    place = page.get_by_label("場所")
+    assert fields.evaluate("e => getComputedStyle(e).display") == "none" and not place.is_visible()
+    page.get_by_label("日時のある会議・セミナーのお知らせ").check()
+    assert place.is_visible()
+    page.get_by_label("開始").fill("2026-12-05T18:30")
+    place.fill("連合会館 201会議室")
+    page.get_by_label("日時のある会議・セミナーのお知らせ").uncheck()  # changed their mind: no event
+    assert not place.is_visible() and place.is_disabled()
+    page.get_by_label("件名").fill("日時のない連絡")
+    page.locator("#body").fill("本文")
+    page.get_by_label("加盟組合すべて").check()
+    page.get_by_label("下書きとして保存").check()
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/t/fed/notices/new")) as sent:
+        page.get_by_role("button", name="確定する").click()
+    posted = sent.value.post_data or ""
+    assert "event_place" not in posted and "event_starts" not in posted, posted
+    page.wait_for_url(re.compile(r".*/t/fed/notices.*"))
 
 
 def test_opted_in_member_sees_it_and_presses_attend_after_the_sharing_note(open_page, served):

@@ -241,9 +241,64 @@ def test_a_member_cannot_stamp_another_unions_notice(world, app):
 
 def compose_form(**over):  # type: ignore[no-untyped-def]
     form = {"title": "県協 幹事会の招集", "category": "meeting", "body": "## 議題\n\n1. 春闘方針",
-            "when": "now", "action": "save"}
+            "when": "now", "action": "save", "confirmed": "1"}
     form.update(over)
-    return form
+    return {k: v for k, v in form.items() if v is not None}
+
+
+def _notices(world):  # type: ignore[no-untyped-def]
+    return world.as_("fed", "staff").get("/api/v1/tenants/fed/notices").get_json()["items"]
+
+
+def test_publish_now_asks_once_more_with_the_title_and_the_count(world, app):
+    from federation import jobs
+
+    staff = Browser(app, "fed", "staff")
+    form = compose_form(audience_unit=str(world.ids["council"]), confirmed=None, has_event="1",
+                        event_starts="2026-12-05T18:30", event_place="連合会館")
+    r = staff.post("/t/fed/notices/new", form)
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and "この通知を配信しますか" in page
+    assert "県協 幹事会の招集" in page and "5人 (1組合) に直接届きます" in page and "1組合は役員のみ" in page
+    assert _notices(world) == []  # nothing written before the second yes
+    # Back: the form as it was typed, still nothing written.
+    carried = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+    assert carried["event_place"] == "連合会館" and carried["audience_unit"] == str(world.ids["council"])
+    back = staff.post("/t/fed/notices/new", {**form, "action": "back"})
+    assert back.status_code == 200 and 'value="連合会館"' in back.get_data(as_text=True)
+    assert _notices(world) == []
+    # Yes: published once.
+    r = staff.post("/t/fed/notices/new", {**form, "confirmed": "1"})
+    assert r.status_code == 302
+    jobs.drain()
+    assert [n["status"] for n in _notices(world)] == ["published"]
+
+
+def test_publishing_a_draft_from_the_list_asks_first(world, app):
+    staff = Browser(app, "fed", "staff")
+    assert staff.post("/t/fed/notices/new", compose_form(audience_all="1", when="draft")).status_code == 302
+    (draft,) = _notices(world)
+    r = staff.post(f"/t/fed/notices/{draft['id']}/publish", {})
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and "この通知を配信しますか" in page and "県協 幹事会の招集" in page
+    assert [n["status"] for n in _notices(world)] == ["draft"]
+    r = staff.post(f"/t/fed/notices/{draft['id']}/publish", {"confirmed": "1"})
+    assert r.status_code == 302
+    assert [n["status"] for n in _notices(world)] == ["published"]
+    # Already out: the same refusal as the API's, with or without the confirmation.
+    assert staff.post(f"/t/fed/notices/{draft['id']}/publish", {}).status_code == 409
+
+
+def test_the_audience_tree_folds_away_what_is_not_chosen(world, app):
+    staff = Browser(app, "fed", "staff")
+    page = staff.text("/t/fed/notices/new")
+    assert page.count("<details data-branch") >= 2 and "<details data-branch open" not in page
+    r = staff.post("/t/fed/notices/new", compose_form(audience_union="union-a", confirmed=None))
+    assert "この通知を配信しますか" in r.get_data(as_text=True)
+    back = staff.post("/t/fed/notices/new", compose_form(audience_union="union-a", action="back")).get_data(
+        as_text=True)
+    # The branches that hold the chosen union open; the others stay folded.
+    assert "<details data-branch open" in back and "<details data-branch>" in back
 
 
 def test_federation_editor_targets_a_council_and_publishes(world, app):

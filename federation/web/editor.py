@@ -113,9 +113,28 @@ def _compose_page(tenant: Any, subject: Any, form: Any, *, errors: dict[str, str
     selected = {"all": bool(audience.get("all")), "units": set(audience.get("units", [])),
                 "unions": set(audience.get("unions", []))}
     return render_template("web/compose.html", tenant=tenant, roots=roots, may_all=may_all, form=form or {},
+                           open_nodes=_open_nodes(roots, selected),
                            errors=errors or {}, preview_html=preview_html, counts=counts, selected=selected,
                            categories=CATEGORIES, may_publish=firewall.allowed(subject, tenant.slug, "notices",
                                                                                "publish")), status
+
+
+def _open_nodes(roots: list[Any], selected: dict[str, Any]) -> set[int]:
+    """The tree opens only where something is chosen: blocks show, their councils and unions fold away."""
+    out: set[int] = set()
+
+    def walk(node: Any) -> bool:
+        inside = any(u.slug in selected["unions"] for u in node.unions)
+        for child in node.children:
+            chosen = walk(child) or child.id in selected["units"]
+            inside = inside or chosen
+        if inside:
+            out.add(node.id)
+        return inside
+
+    for root in roots:
+        walk(root)
+    return out
 
 
 @bp.route("/t/<slug>/notices/new", methods=["GET", "POST"])
@@ -126,6 +145,8 @@ def compose(slug: str):  # type: ignore[no-untyped-def]
     form = request.form
     if form.get("action") == "preview":
         return _compose_page(tenant, subject, form, preview_html=render(form.get("body", "")) or "")
+    if form.get("action") == "back":  # from the confirm step: the form as it was, nothing written
+        return _compose_page(tenant, subject, form)
     raw, problems = _notice_body(form)
     when = form.get("when") if form.get("when") in WHEN else "draft"
     if problems:
@@ -135,6 +156,11 @@ def compose(slug: str):  # type: ignore[no-untyped-def]
         if when == "now":
             # Publishing is its own permission: checked before anything is written.
             firewall.require(subject, slug, "notices", "publish")
+            if not form.get("confirmed"):
+                # Sending to hundreds of phones at once is asked once more, with the title and the count.
+                counts = aud.preview(aud.validate(raw["audience"], tenant, subject), tenant)
+                return _confirm_page(tenant, raw["title"], counts, url_for("web.compose", slug=slug),
+                                     carried=_carried(form), back_in_form=True)
         notice = service.create_notice(tenant, g.user, subject, body)
     except (ValidationError, APIError) as exc:
         db.session.rollback()
@@ -153,9 +179,26 @@ def markdown_preview(slug: str):  # type: ignore[no-untyped-def]
     return render(request.form.get("body", "")), 200, {"Content-Type": "text/html; charset=utf-8"}
 
 
+def _carried(form: Any) -> list[tuple[str, str]]:
+    """The compose form's fields, carried through the confirm step unchanged."""
+    return [(k, v) for k, v in form.items(multi=True) if k not in ("csrf_token", "action", "confirmed")]
+
+
+def _confirm_page(tenant: Any, title: str, counts: dict[str, Any], action: str, *, carried: list[tuple[str, str]],
+                  back_in_form: bool = False, back_url: str | None = None):  # type: ignore[no-untyped-def]
+    return render_template("web/notice_confirm.html", tenant=tenant, title=title, counts=counts, action=action,
+                           carried=carried, back_in_form=back_in_form, back_url=back_url)
+
+
 @bp.route("/t/<slug>/notices/<int:notice_id>/publish", methods=["POST"])
 def publish(slug: str, notice_id: int):  # type: ignore[no-untyped-def]
-    _tenant, notice = service.access_notice(slug, notice_id, "publish")
+    tenant, notice = service.access_notice(slug, notice_id, "publish")
+    if not request.form.get("confirmed"):
+        if notice.status in ("published", "retracted"):
+            service.publish_now(notice, g.subject)  # the service's own 409 for a notice already out
+        counts = aud.preview(json.loads(notice.audience), tenant)
+        return _confirm_page(tenant, notice.title, counts, url_for("web.publish", slug=slug, notice_id=notice.id),
+                             carried=[], back_url=url_for("web.notices", slug=slug))
     service.publish_now(notice, g.subject)
     return redirect(url_for("web.notices", slug=slug, done="published"))
 

@@ -113,7 +113,10 @@
     function sync() {
       toggles.forEach(function (input) {
         var target = document.getElementById(input.getAttribute("data-toggle"));
-        if (target) target.hidden = !input.checked;
+        if (!target) return;
+        target.hidden = !input.checked;
+        // Hidden fields are not sent: what the writer cannot see is not saved either.
+        target.querySelectorAll("input, select, textarea").forEach(function (f) { f.disabled = !input.checked; });
       });
     }
     form.addEventListener("change", sync);
@@ -130,7 +133,7 @@
 
     function descendants(input) {
       var li = input.closest("li");
-      return li ? li.querySelectorAll(":scope > ul [data-node]") : [];
+      return li ? li.querySelectorAll(":scope > details > ul [data-node], :scope > ul [data-node]") : [];
     }
 
     // A checked unit covers everything under it: those boxes show as included and are not sent twice.
