@@ -74,8 +74,9 @@ def test_member_files_a_form_with_an_attachment_and_follows_it(world, app):
     assert stored[0]["status"] == "pending" and len(stored[0]["attachments"]) == 1
 
     detail = a1.text(f"{P}/{app_id}?done=filed")
-    assert "申請しました" in detail and "祖母の葬儀" in detail and "30000" in detail and "会葬礼状.pdf" in detail
+    assert "申請しました" in detail and "祖母の葬儀" in detail and "会葬礼状.pdf" in detail
     assert "審査待ち" in detail and "承認者: 組合管理者" in detail
+    assert "令和8年10月10日(土)（2026年）" in detail and "30,000" in detail  # dates as on paperwork
     assert "取り下げる" in detail and "承認する" not in detail  # an applicant withdraws, never decides
 
     link = re.search(rf'href="({P}/{app_id}/attachments/\d+)"', detail)
@@ -121,8 +122,12 @@ def test_approver_sees_it_to_decide_and_a_rejection_needs_its_reason(world, app)
     type_id = make_type(world)
     app_id = filed_id(file_via_page(Browser(app, "union-a", "a1"), type_id))
     admin = Browser(app, "union-a", "aadmin")
-    todo = admin.text(f"{P}?view=to_approve")
-    assert "判断待ち" in todo and "A渡辺 恵" in todo and f"{P}/{app_id}" in todo
+    # An approver opens the page on what waits for them, with its count.
+    todo = admin.text(P)
+    assert re.search(r'view=to_approve" aria-current="page">判断待ち <span class="count" id="waiting-count">1</span>',
+                     todo), todo
+    assert "A渡辺 恵" in todo and f"{P}/{app_id}" in todo
+    assert 'view=mine" aria-current' not in todo
     detail = admin.text(f"{P}/{app_id}")
     assert "承認する" in detail and "却下する" in detail and "取り下げる" not in detail
 

@@ -187,3 +187,26 @@ def test_error_boxes_add_the_technical_detail_in_english_only(world, app, path, 
         box = html[html.index('role="alert"'):]
         box = box[:box.index("</div>")]
         assert (technical in box) is shown, (lang, box)
+
+
+@pytest.mark.parametrize("part,whole,text", [
+    (0, 0, "0%"), (0, 300, "0%"), (1, 300, "<1%"), (2, 200, "1%"), (1, 3, "33%"), (299, 300, ">99%"),
+    (199, 200, ">99%"), (300, 300, "100%"), (301, 300, "100%"),
+])
+def test_rates_are_rounded_honestly(part, whole, text):
+    # One reader of 300 is not nobody, and 199 of 200 is not everyone.
+    from federation.web.formatting import percent_text
+
+    assert percent_text(part, whole) == text
+
+
+@pytest.mark.parametrize("iso,ja", [
+    ("2026-12-05", "令和8年12月5日(土)（2026年）"), ("2019-05-01", "令和元年5月1日(水)（2019年）"),
+    ("2019-04-30", "平成31年4月30日(火)（2019年）"), ("1989-01-07", "昭和64年1月7日(土)（1989年）"),
+    ("not a date", "not a date"),
+])
+def test_form_dates_are_written_as_on_paperwork(app, iso, ja):
+    from federation.web.formatting import format_field_date
+
+    with app.test_request_context("/", headers={"Accept-Language": "ja"}):
+        assert format_field_date(iso) == ja

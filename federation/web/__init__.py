@@ -36,10 +36,11 @@ def _setup(state: BlueprintSetupState) -> None:
                         default_locale=i18n.DEFAULT_LOCALE)
     app.jinja_env.filters.update(
         jdatetime=formatting.format_datetime, jdate=formatting.format_date, jevent=formatting.format_event,
-        local_input=formatting.iso_local, kana_row=formatting.kana_row,
+        local_input=formatting.iso_local, kana_row=formatting.kana_row, field_date=formatting.format_field_date,
     )
     csrf.init_app(app)
-    app.jinja_env.globals.update(percent=formatting.percent, api_csrf_token=csrf.api_csrf_token, label=i18n.label,
+    app.jinja_env.globals.update(percent=formatting.percent, pct=formatting.percent_text,
+                                 api_csrf_token=csrf.api_csrf_token, label=i18n.label,
                                  L=i18n)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

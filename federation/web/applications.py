@@ -83,7 +83,8 @@ def applications(slug: str):  # type: ignore[no-untyped-def]
     # Filing is the member's `applications write`; the list the API gives for view=mine is behind the same right.
     tenant, subject = access_tenant(slug, "applications", "write", kind="union")
     may_approve = firewall.allowed(subject, tenant.slug, "applications", "approve")
-    view = request.args.get("view") or "mine"
+    # An approver opens on what waits for them; a member on their own applications.
+    view = request.args.get("view") or ("to_approve" if may_approve else "mine")
     status = request.args.get("status") or None
     errors: dict[str, str] = {}
     if view not in VIEWS:
@@ -95,7 +96,10 @@ def applications(slug: str):  # type: ignore[no-untyped-def]
     # The approver views go through the service's own firewall check: a member without `approve` gets the
     # API's 403 here too.
     rows = service.listing(tenant, subject, view=view, status=status, type_id=None)
-    return render_template("web/applications.html", tenant=tenant, rows=rows, view=view, status=status,
+    waiting = (len(rows) if view == "to_approve" and status is None else
+               len(service.listing(tenant, subject, view="to_approve", status=None, type_id=None))) \
+        if may_approve else 0
+    return render_template("web/applications.html", tenant=tenant, rows=rows, view=view, status=status, waiting=waiting,
                            statuses=STATUSES, may_approve=may_approve, errors=errors, step_role=service.step_role,
                            may_manage=firewall.allowed(subject, tenant.slug, "applications", "manage"),
                            **_labels()), 422 if errors else 200

@@ -1,7 +1,7 @@
 """How the pages write dates, people's readings and rates."""
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from flask_babel import get_locale
@@ -88,7 +88,47 @@ def kana_row(kana: str | None) -> str:
 
 
 def percent(part: int, whole: int) -> int:
+    """A whole per cent, for bar widths. For text use `percent_text`."""
     return round(100 * part / whole) if whole else 0
+
+
+def percent_text(part: int, whole: int) -> str:
+    """A rate as people read it, rounded honestly: one reader of 300 is "<1%", not "0%"; 299 of 300 is ">99%",
+    not "100%". Only none is 0% and only all is 100%."""
+    if not whole or not part:
+        return "0%"
+    if part >= whole:
+        return "100%"
+    value = 100 * part / whole
+    if value < 1:
+        return "<1%"
+    if value > 99:
+        return ">99%"
+    return f"{round(value)}%"
+
+
+# The eras officers write in documents: (first day, name). Years before the first are shown in the Western form.
+ERAS = ((date(2019, 5, 1), "令和"), (date(1989, 1, 8), "平成"), (date(1926, 12, 25), "昭和"))
+
+
+def era_year(day: date) -> str:
+    for start, name in ERAS:
+        if day >= start:
+            n = day.year - start.year + 1
+            return f"{name}{'元' if n == 1 else n}年"
+    return f"{day.year}年"
+
+
+def format_field_date(value: Any) -> str:
+    """A form's date (YYYY-MM-DD) as it is written on union paperwork: 令和8年12月5日(土) (2026年); in English,
+    Sat 5 Dec 2026. Anything that is not such a date is shown as it is."""
+    try:
+        day = date.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if _is_ja():
+        return f"{era_year(day)}{day.month}月{day.day}日({WEEKDAYS_JA[day.weekday()]})（{day.year}年）"
+    return f"{WEEKDAYS_EN[day.weekday()]} {day.day} {MONTHS_EN[day.month - 1]} {day.year}"
 
 
 def first_message(value: Any) -> str:
