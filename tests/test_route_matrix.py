@@ -28,7 +28,7 @@ TENANT = "tenant in path"  # /tenants/<slug>/..., /t/<slug>/...: whatever the te
 OWNERS: list[tuple[str, str]] = [
     (r"^/(healthz|readyz|offline|sw\.js|manifest\.webmanifest)?$", PUBLIC),
     (r"^/(static|lang)/", PUBLIC),
-    (r"^/(signin|signout)$", PUBLIC),
+    (r"^/(signin|signout|signin/help)$", PUBLIC),
     (r"^(/api/v1)?/register/<token>$", PUBLIC),
     (r"^/account/<token>$", PUBLIC),  # an officer's one-time reset or activation link: the token is the permission
     (r"^/api/v1/(auth/login|auth/logout|openapi\.json|push/vapid-public-key)$", PUBLIC),

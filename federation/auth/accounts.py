@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import select, update
@@ -104,3 +105,14 @@ def unlock(tenant: Tenant, user: User, *, actor: str) -> int:
     record("user.unlock", actor=actor, tenant=tenant.slug, data={"user_id": user.id, "failures": forgotten})
     db.session.commit()
     return forgotten
+
+
+def handover(link: Link) -> dict[str, Any]:
+    """The one-time link as an officer hands it over, on the API and on the members page: the URL and a QR."""
+    import segno
+
+    from federation.space.invitations.service import public_base
+
+    url = public_base().rstrip("/") + f"/account/{link.token}"
+    return {"reset_url": url, "expires_at": link.expires_at, "purpose": link.purpose,
+            "qr_svg": segno.make(url, error="m").svg_data_uri(scale=4)}

@@ -142,16 +142,10 @@ class MemberReset(MethodView):
     @blp.response(201, AccountLinkOut)
     def post(self, slug, login_id):
         """A one-time, expiring link (and QR) for a member to set a new password, or their first one"""
-        import segno
-
         from federation.auth import accounts
-        from federation.space.invitations.service import public_base
 
         tenant, subject = access_tenant(slug, "members", "write")
-        link = accounts.issue_link(tenant, _member(tenant, login_id), actor=subject.key)
-        url = public_base().rstrip("/") + f"/account/{link.token}"
-        return {"reset_url": url, "expires_at": link.expires_at, "purpose": link.purpose,
-                "qr_svg": segno.make(url, error="m").svg_data_uri(scale=4)}
+        return accounts.handover(accounts.issue_link(tenant, _member(tenant, login_id), actor=subject.key))
 
 
 @blp.route("/tenants/<slug>/members/<login_id>/unlock")

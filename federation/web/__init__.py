@@ -20,7 +20,7 @@ from federation.web.csrf import CSRFError
 bp = Blueprint("web", __name__)
 
 # Forms that work signed out: signing in, and setting a password from an officer's one-time link.
-SIGNED_OUT_FORMS = {"web.signin", "web.account_link"}
+SIGNED_OUT_FORMS = {"web.signin", "web.account_link"}  # /signin/help is a GET: nothing to exempt
 
 # Only our own files: no inline script, no inline style, no framing. The page script and the service worker are
 # served from /static and /sw.js; pushes are fetched by the worker, not by pages.
