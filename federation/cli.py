@@ -192,12 +192,13 @@ def tenant_group() -> None:
 @click.argument("slug")
 @click.option("--name", required=True)
 @click.option("--kind", type=click.Choice(["federation", "union"]), required=True)
+@click.option("--kana", default=None, help="the name's reading in hiragana or katakana (unions are listed by it)")
 @with_app
-def tenant_create(slug: str, name: str, kind: str) -> None:
+def tenant_create(slug: str, name: str, kind: str, kana: str | None) -> None:
     """Create a federation or union tenant."""
     from tenants.service import create_tenant
 
-    tenant = create_tenant(slug, name, kind, actor=CLI_ACTOR)
+    tenant = create_tenant(slug, name, kind, actor=CLI_ACTOR, name_kana=kana)
     click.echo(f"created {tenant.kind} {tenant.slug}")
 
 

@@ -36,15 +36,23 @@ PREFECTURES = ["北海道", "青森", "岩手", "宮城", "秋田", "山形", "�
                "神奈川", "新潟", "富山", "石川", "福井", "山梨", "長野", "岐阜", "静岡", "愛知", "三重", "滋賀", "京都",
                "大阪", "兵庫", "奈良", "和歌山", "鳥取", "島根", "岡山", "広島", "山口", "徳島", "香川", "愛媛", "高知",
                "福岡", "佐賀", "長崎", "熊本", "大分", "宮崎", "鹿児島", "沖縄"]
-UNION_STEMS = [("sakura", "さくら通信"), ("midori", "みどり電話"), ("aozora", "あおぞらネット"),
-               ("hikari", "ひかり回線"),
-               ("kaze", "かぜ通信サービス"), ("umi", "うみ情報システム"), ("yama", "やまびこテレコム"),
-               ("hoshi", "ほし放送"), ("tsuki", "つきよみデータ"), ("kawa", "かわせみ通信"), ("mori", "もりの光"),
-               ("nami", "なみ通信建設"), ("sora", "そら衛星"), ("hana", "はなケーブル"), ("kumo", "くもクラウド"),
-               ("ishi", "いしずえ通信"), ("taki", "たき電気通信"), ("kiri", "きりしま通信"), ("yuki", "ゆきぐに電話"),
-               ("haru", "はるかぜネット"), ("natsu", "なつめ情報"), ("aki", "あきつ通信"), ("fuyu", "ふゆの星通信"),
-               ("tomo", "ともしび通信"), ("michi", "みちのく回線"), ("shio", "しおさい通信"), ("ine", "いなほネット"),
-               ("take", "たけのこ情報"), ("kaede", "かえで通信"), ("suzu", "すずらん電話")]
+# (slug stem, name, its reading): the union is 〈name〉労働組合, read 〈reading〉ろうどうくみあい.
+UNION_STEMS = [("sakura", "さくら通信", "さくらつうしん"), ("midori", "みどり電話", "みどりでんわ"),
+               ("aozora", "あおぞらネット", "あおぞらねっと"), ("hikari", "ひかり回線", "ひかりかいせん"),
+               ("kaze", "かぜ通信サービス", "かぜつうしんさーびす"),
+               ("umi", "うみ情報システム", "うみじょうほうしすてむ"),
+               ("yama", "やまびこテレコム", "やまびこてれこむ"), ("hoshi", "ほし放送", "ほしほうそう"),
+               ("tsuki", "つきよみデータ", "つきよみでーた"), ("kawa", "かわせみ通信", "かわせみつうしん"),
+               ("mori", "もりの光", "もりのひかり"), ("nami", "なみ通信建設", "なみつうしんけんせつ"),
+               ("sora", "そら衛星", "そらえいせい"), ("hana", "はなケーブル", "はなけーぶる"),
+               ("kumo", "くもクラウド", "くもくらうど"), ("ishi", "いしずえ通信", "いしずえつうしん"),
+               ("taki", "たき電気通信", "たきでんきつうしん"), ("kiri", "きりしま通信", "きりしまつうしん"),
+               ("yuki", "ゆきぐに電話", "ゆきぐにでんわ"), ("haru", "はるかぜネット", "はるかぜねっと"),
+               ("natsu", "なつめ情報", "なつめじょうほう"), ("aki", "あきつ通信", "あきつつうしん"),
+               ("fuyu", "ふゆの星通信", "ふゆのほしつうしん"), ("tomo", "ともしび通信", "ともしびつうしん"),
+               ("michi", "みちのく回線", "みちのくかいせん"), ("shio", "しおさい通信", "しおさいつうしん"),
+               ("ine", "いなほネット", "いなほねっと"), ("take", "たけのこ情報", "たけのこじょうほう"),
+               ("kaede", "かえで通信", "かえでつうしん"), ("suzu", "すずらん電話", "すずらんでんわ")]
 SURNAMES = [("佐藤", "さとう"), ("鈴木", "すずき"), ("高橋", "たかはし"), ("田中", "たなか"), ("伊藤", "いとう"),
             ("渡辺", "わたなべ"), ("山本", "やまもと"), ("中村", "なかむら"), ("小林", "こばやし"), ("加藤", "かとう"),
             ("吉田", "よしだ"), ("山田", "やまだ"), ("佐々木", "ささき"), ("山口", "やまぐち"), ("松本", "まつもと"),
@@ -103,17 +111,18 @@ def _build(rng: random.Random, members: int, progress: bool) -> None:
     if bar is not None:
         bar.__enter__()
     try:
-        for n, (stem, name) in enumerate(items):
-            _union(rng, fed, councils, n, stem, name, per_union, pw)
+        for n, (stem, name, reading) in enumerate(items):
+            _union(rng, fed, councils, n, stem, name, reading, per_union, pw)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
     _notices(fed)
 
 
-def _union(rng: random.Random, fed: Tenant, councils: list, n: int, stem: str, name: str, count: int,
+def _union(rng: random.Random, fed: Tenant, councils: list, n: int, stem: str, name: str, reading: str, count: int,
            pw: str) -> None:
-    union = ts.create_tenant(f"{stem}-roso", f"{name}労働組合", "union", actor=ACTOR)
+    union = ts.create_tenant(f"{stem}-roso", f"{name}労働組合", "union", name_kana=f"{reading}ろうどうくみあい",
+                             actor=ACTOR)
     branches = []
     for b in range(rng.randint(2, 3)):
         branch = ts.create_unit(union, name=["本社支部", "東日本支部", "西日本支部"][b], kind="branch", parent_id=None,

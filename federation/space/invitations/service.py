@@ -17,6 +17,7 @@ from federation.firewall import Denied
 from federation.space.invitations.models import Invitation, Registration
 from tenants import service as tenants
 from tenants.models import OrgUnit, Tenant, User
+from tenants.ordering import tree_order
 
 SALT = "musubi.invitation"
 MAX_DAYS = 366
@@ -126,8 +127,7 @@ def report(tenant: Tenant) -> list[dict[str, Any]]:
     for unit_id, status, n in counts:
         by_unit.setdefault(unit_id, {}).setdefault(status, 0)
         by_unit[unit_id][status] += n
-    units = db.session.execute(select(OrgUnit).where(OrgUnit.tenant_id == tenant.id)
-                               .order_by(OrgUnit.path)).scalars()
+    units = tree_order(db.session.execute(select(OrgUnit).where(OrgUnit.tenant_id == tenant.id)).scalars())
     rows = [{"unit_id": None, "unit_name": None}] + [{"unit_id": u.id, "unit_name": u.name} for u in units]
     out = []
     for row in rows:
