@@ -16,6 +16,7 @@ from federation.extensions import db, utcnow
 from tenants import service as ts
 from tenants.kana import kana_sort_key
 from tenants.models import OrgUnit, Tenant, User
+from tenants.regions import council_name
 
 ACTOR = "system:demo"
 PASSWORD = "musubi-demo-2026"
@@ -30,12 +31,8 @@ BLOCKS = {
     "近畿ブロック": ["25", "26", "27", "28", "29", "30"],
     "中国ブロック": ["31", "32", "33", "34", "35"],
     "四国ブロック": ["36", "37", "38", "39"],
-    "九州ブロック": ["40", "41", "42", "43", "44", "45", "46", "47"],
+    "九州・沖縄ブロック": ["40", "41", "42", "43", "44", "45", "46", "47"],
 }
-PREFECTURES = ["北海道", "青森", "岩手", "宮城", "秋田", "山形", "福島", "茨城", "栃木", "群馬", "埼玉", "千葉", "東京",
-               "神奈川", "新潟", "富山", "石川", "福井", "山梨", "長野", "岐阜", "静岡", "愛知", "三重", "滋賀", "京都",
-               "大阪", "兵庫", "奈良", "和歌山", "鳥取", "島根", "岡山", "広島", "山口", "徳島", "香川", "愛媛", "高知",
-               "福岡", "佐賀", "長崎", "熊本", "大分", "宮崎", "鹿児島", "沖縄"]
 # (slug stem, name, its reading): the union is 〈name〉労働組合, read 〈reading〉ろうどうくみあい.
 UNION_STEMS = [("sakura", "さくら通信", "さくらつうしん"), ("midori", "みどり電話", "みどりでんわ"),
                ("aozora", "あおぞらネット", "あおぞらねっと"), ("hikari", "ひかり回線", "ひかりかいせん"),
@@ -93,16 +90,17 @@ def _build(rng: random.Random, members: int, progress: bool) -> None:
     for block_name, prefs in BLOCKS.items():
         block = ts.create_unit(fed, name=block_name, kind="block", parent_id=None, prefecture=None, actor=ACTOR)
         for code in prefs:
-            councils.append(ts.create_unit(fed, name=f"{PREFECTURES[int(code) - 1]}県協", kind="council",
-                                           parent_id=block.id, prefecture=code, actor=ACTOR))
+            # 東京都協, 北海道協, 大阪府協, 神奈川県協: the prefecture's own name, suffix and all, then 協.
+            councils.append(ts.create_unit(fed, name=council_name(code), kind="council", parent_id=block.id,
+                                           prefecture=code, actor=ACTOR))
     for login, name, kana, role in (("admin", "書記長 一郎", "しょきちょう いちろう", "fed_admin"),
                                     ("staff", "教宣 局子", "きょうせん きょくこ", "fed_editor")):
         u = ts.create_user(fed, login_id=login, display_name=name, name_kana=kana, password=None, password_hash=pw,
                            actor=ACTOR)
         ts.grant_role(fed, u, role, None, actor=ACTOR)
     kanto = next(c for c in councils if c.prefecture == "13")
-    u = ts.create_user(fed, login_id="tokyo", display_name="東京県協 事務局",
-                       name_kana="とうきょうけんきょう じむきょく", password=None, password_hash=pw, actor=ACTOR)
+    u = ts.create_user(fed, login_id="tokyo", display_name="東京都協 事務局",
+                       name_kana="とうきょうときょう じむきょく", password=None, password_hash=pw, actor=ACTOR)
     ts.grant_role(fed, u, "unit_editor", kanto.id, actor=ACTOR)
 
     per_union = max(4, members // len(UNION_STEMS))
