@@ -70,7 +70,8 @@ def build_demo(*, members: int = 3000, progress: bool = False, seed: int = 2026)
     fed_slug, _ = FEDERATION
     first_union = db.session.execute(
         select(Tenant.slug).where(Tenant.kind == "union").order_by(Tenant.id).limit(1)).scalar_one()
-    yield "sign in at http://127.0.0.1:5000/ (python cli.py serve), or POST /api/v1/auth/login:"
+    yield ("start the web service with `python cli.py serve` (--port to choose one) and sign in at the address it "
+           "prints, or POST /api/v1/auth/login:")
     yield f"  federation editor  tenant={fed_slug:<14} login_id=staff    password={PASSWORD}"
     yield f"  union admin        tenant={first_union:<14} login_id=10001    password={PASSWORD}"
     yield f"  member             tenant={first_union:<14} login_id=10003    password={PASSWORD}"

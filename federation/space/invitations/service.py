@@ -50,6 +50,14 @@ def public_base() -> str:
     return current_app.config["MUSUBI"].public_url or request.host_url
 
 
+def public_url_missing() -> str | None:
+    """When MUSUBI_PUBLIC_URL is unset, the address printed codes fall back to (this request's, often 127.0.0.1 on a
+    trial): the pages warn the officer with it, as phones may not reach it. None when the public address is set."""
+    from flask import request
+
+    return None if current_app.config["MUSUBI"].public_url else request.host_url
+
+
 def registration_url(inv: Invitation, base: str | None = None) -> str:
     return (base or public_base()).rstrip("/") + registration_path(inv)
 
