@@ -108,14 +108,34 @@ def demo(members: int) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
 def serve(host: str, port: int) -> None:
     """The web service; jobs and the scheduler run inside it unless REDIS_URL is set."""
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import make_server
 
     app = _app()
     from federation import runtime
 
+    # Bound before anything is printed: the address shown is the one the socket really has (a port in use fails
+    # here, with nothing claimed).
+    server = make_server(host, port, app, threaded=True)
     runtime.start_embedded(app)
-    click.echo(f"musubi on http://{host}:{port}/", err=True)
-    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+    for line in serve_banner(host, server.server_port, app.config["MUSUBI"].public_url):
+        click.echo(line, err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def serve_banner(host: str, port: int, public_url: str | None) -> list[str]:
+    """What `serve` prints once it listens: the address to open, and a warning while MUSUBI_PUBLIC_URL is unset."""
+    every = host in ("0.0.0.0", "::", "")
+    shown = "127.0.0.1" if every else f"[{host}]" if ":" in host else host
+    lines = [f"musubi on http://{shown}:{port}/" + (" (listening on every interface)" if every else "")]
+    if public_url is None:
+        lines.append("warning: MUSUBI_PUBLIC_URL is not set: invitation QR codes and account links carry the address "
+                     "the officer's browser used (127.0.0.1 on this computer), which members' phones cannot open")
+    return lines
 
 
 @cli.command("worker", with_appcontext=False)
@@ -192,12 +212,13 @@ def tenant_group() -> None:
 @click.argument("slug")
 @click.option("--name", required=True)
 @click.option("--kind", type=click.Choice(["federation", "union"]), required=True)
+@click.option("--kana", default=None, help="the name's reading in hiragana or katakana (unions are listed by it)")
 @with_app
-def tenant_create(slug: str, name: str, kind: str) -> None:
+def tenant_create(slug: str, name: str, kind: str, kana: str | None) -> None:
     """Create a federation or union tenant."""
     from tenants.service import create_tenant
 
-    tenant = create_tenant(slug, name, kind, actor=CLI_ACTOR)
+    tenant = create_tenant(slug, name, kind, actor=CLI_ACTOR, name_kana=kana)
     click.echo(f"created {tenant.kind} {tenant.slug}")
 
 

@@ -16,6 +16,7 @@ from federation.extensions import db, utcnow
 from tenants import service as ts
 from tenants.kana import kana_sort_key
 from tenants.models import OrgUnit, Tenant, User
+from tenants.regions import council_name
 
 ACTOR = "system:demo"
 PASSWORD = "musubi-demo-2026"
@@ -30,21 +31,25 @@ BLOCKS = {
     "近畿ブロック": ["25", "26", "27", "28", "29", "30"],
     "中国ブロック": ["31", "32", "33", "34", "35"],
     "四国ブロック": ["36", "37", "38", "39"],
-    "九州ブロック": ["40", "41", "42", "43", "44", "45", "46", "47"],
+    "九州・沖縄ブロック": ["40", "41", "42", "43", "44", "45", "46", "47"],
 }
-PREFECTURES = ["北海道", "青森", "岩手", "宮城", "秋田", "山形", "福島", "茨城", "栃木", "群馬", "埼玉", "千葉", "東京",
-               "神奈川", "新潟", "富山", "石川", "福井", "山梨", "長野", "岐阜", "静岡", "愛知", "三重", "滋賀", "京都",
-               "大阪", "兵庫", "奈良", "和歌山", "鳥取", "島根", "岡山", "広島", "山口", "徳島", "香川", "愛媛", "高知",
-               "福岡", "佐賀", "長崎", "熊本", "大分", "宮崎", "鹿児島", "沖縄"]
-UNION_STEMS = [("sakura", "さくら通信"), ("midori", "みどり電話"), ("aozora", "あおぞらネット"),
-               ("hikari", "ひかり回線"),
-               ("kaze", "かぜ通信サービス"), ("umi", "うみ情報システム"), ("yama", "やまびこテレコム"),
-               ("hoshi", "ほし放送"), ("tsuki", "つきよみデータ"), ("kawa", "かわせみ通信"), ("mori", "もりの光"),
-               ("nami", "なみ通信建設"), ("sora", "そら衛星"), ("hana", "はなケーブル"), ("kumo", "くもクラウド"),
-               ("ishi", "いしずえ通信"), ("taki", "たき電気通信"), ("kiri", "きりしま通信"), ("yuki", "ゆきぐに電話"),
-               ("haru", "はるかぜネット"), ("natsu", "なつめ情報"), ("aki", "あきつ通信"), ("fuyu", "ふゆの星通信"),
-               ("tomo", "ともしび通信"), ("michi", "みちのく回線"), ("shio", "しおさい通信"), ("ine", "いなほネット"),
-               ("take", "たけのこ情報"), ("kaede", "かえで通信"), ("suzu", "すずらん電話")]
+# (slug stem, name, its reading): the union is 〈name〉労働組合, read 〈reading〉ろうどうくみあい.
+UNION_STEMS = [("sakura", "さくら通信", "さくらつうしん"), ("midori", "みどり電話", "みどりでんわ"),
+               ("aozora", "あおぞらネット", "あおぞらねっと"), ("hikari", "ひかり回線", "ひかりかいせん"),
+               ("kaze", "かぜ通信サービス", "かぜつうしんさーびす"),
+               ("umi", "うみ情報システム", "うみじょうほうしすてむ"),
+               ("yama", "やまびこテレコム", "やまびこてれこむ"), ("hoshi", "ほし放送", "ほしほうそう"),
+               ("tsuki", "つきよみデータ", "つきよみでーた"), ("kawa", "かわせみ通信", "かわせみつうしん"),
+               ("mori", "もりの光", "もりのひかり"), ("nami", "なみ通信建設", "なみつうしんけんせつ"),
+               ("sora", "そら衛星", "そらえいせい"), ("hana", "はなケーブル", "はなけーぶる"),
+               ("kumo", "くもクラウド", "くもくらうど"), ("ishi", "いしずえ通信", "いしずえつうしん"),
+               ("taki", "たき電気通信", "たきでんきつうしん"), ("kiri", "きりしま通信", "きりしまつうしん"),
+               ("yuki", "ゆきぐに電話", "ゆきぐにでんわ"), ("haru", "はるかぜネット", "はるかぜねっと"),
+               ("natsu", "なつめ情報", "なつめじょうほう"), ("aki", "あきつ通信", "あきつつうしん"),
+               ("fuyu", "ふゆの星通信", "ふゆのほしつうしん"), ("tomo", "ともしび通信", "ともしびつうしん"),
+               ("michi", "みちのく回線", "みちのくかいせん"), ("shio", "しおさい通信", "しおさいつうしん"),
+               ("ine", "いなほネット", "いなほねっと"), ("take", "たけのこ情報", "たけのこじょうほう"),
+               ("kaede", "かえで通信", "かえでつうしん"), ("suzu", "すずらん電話", "すずらんでんわ")]
 SURNAMES = [("佐藤", "さとう"), ("鈴木", "すずき"), ("高橋", "たかはし"), ("田中", "たなか"), ("伊藤", "いとう"),
             ("渡辺", "わたなべ"), ("山本", "やまもと"), ("中村", "なかむら"), ("小林", "こばやし"), ("加藤", "かとう"),
             ("吉田", "よしだ"), ("山田", "やまだ"), ("佐々木", "ささき"), ("山口", "やまぐち"), ("松本", "まつもと"),
@@ -65,7 +70,8 @@ def build_demo(*, members: int = 3000, progress: bool = False, seed: int = 2026)
     fed_slug, _ = FEDERATION
     first_union = db.session.execute(
         select(Tenant.slug).where(Tenant.kind == "union").order_by(Tenant.id).limit(1)).scalar_one()
-    yield "sign in at http://127.0.0.1:5000/ (python cli.py serve), or POST /api/v1/auth/login:"
+    yield ("start the web service with `python cli.py serve` (--port to choose one) and sign in at the address it "
+           "prints, or POST /api/v1/auth/login:")
     yield f"  federation editor  tenant={fed_slug:<14} login_id=staff    password={PASSWORD}"
     yield f"  union admin        tenant={first_union:<14} login_id=10001    password={PASSWORD}"
     yield f"  member             tenant={first_union:<14} login_id=10003    password={PASSWORD}"
@@ -85,16 +91,17 @@ def _build(rng: random.Random, members: int, progress: bool) -> None:
     for block_name, prefs in BLOCKS.items():
         block = ts.create_unit(fed, name=block_name, kind="block", parent_id=None, prefecture=None, actor=ACTOR)
         for code in prefs:
-            councils.append(ts.create_unit(fed, name=f"{PREFECTURES[int(code) - 1]}県協", kind="council",
-                                           parent_id=block.id, prefecture=code, actor=ACTOR))
+            # 東京都協, 北海道協, 大阪府協, 神奈川県協: the prefecture's own name, suffix and all, then 協.
+            councils.append(ts.create_unit(fed, name=council_name(code), kind="council", parent_id=block.id,
+                                           prefecture=code, actor=ACTOR))
     for login, name, kana, role in (("admin", "書記長 一郎", "しょきちょう いちろう", "fed_admin"),
                                     ("staff", "教宣 局子", "きょうせん きょくこ", "fed_editor")):
         u = ts.create_user(fed, login_id=login, display_name=name, name_kana=kana, password=None, password_hash=pw,
                            actor=ACTOR)
         ts.grant_role(fed, u, role, None, actor=ACTOR)
     kanto = next(c for c in councils if c.prefecture == "13")
-    u = ts.create_user(fed, login_id="tokyo", display_name="東京県協 事務局",
-                       name_kana="とうきょうけんきょう じむきょく", password=None, password_hash=pw, actor=ACTOR)
+    u = ts.create_user(fed, login_id="tokyo", display_name="東京都協 事務局",
+                       name_kana="とうきょうときょう じむきょく", password=None, password_hash=pw, actor=ACTOR)
     ts.grant_role(fed, u, "unit_editor", kanto.id, actor=ACTOR)
 
     per_union = max(4, members // len(UNION_STEMS))
@@ -103,17 +110,18 @@ def _build(rng: random.Random, members: int, progress: bool) -> None:
     if bar is not None:
         bar.__enter__()
     try:
-        for n, (stem, name) in enumerate(items):
-            _union(rng, fed, councils, n, stem, name, per_union, pw)
+        for n, (stem, name, reading) in enumerate(items):
+            _union(rng, fed, councils, n, stem, name, reading, per_union, pw)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
     _notices(fed)
 
 
-def _union(rng: random.Random, fed: Tenant, councils: list, n: int, stem: str, name: str, count: int,
+def _union(rng: random.Random, fed: Tenant, councils: list, n: int, stem: str, name: str, reading: str, count: int,
            pw: str) -> None:
-    union = ts.create_tenant(f"{stem}-roso", f"{name}労働組合", "union", actor=ACTOR)
+    union = ts.create_tenant(f"{stem}-roso", f"{name}労働組合", "union", name_kana=f"{reading}ろうどうくみあい",
+                             actor=ACTOR)
     branches = []
     for b in range(rng.randint(2, 3)):
         branch = ts.create_unit(union, name=["本社支部", "東日本支部", "西日本支部"][b], kind="branch", parent_id=None,

@@ -7,6 +7,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Uniq
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from federation.extensions import UTCDateTime, db, utcnow
+from tenants.kana import kana_sort_key
 from tenants.login_ids import login_key
 
 TENANT_KINDS = ("platform", "federation", "union")
@@ -24,6 +25,10 @@ class Tenant(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     slug: Mapped[str] = mapped_column(String(40), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    # The reading of the name (よみ), as for members; unions are listed in 50-on order of it (tenants/ordering.py).
+    name_kana: Mapped[str | None] = mapped_column(String(200))
+    # kana_sort_key of the reading, or of the name while there is none: kept by the validator below.
+    kana_key: Mapped[str] = mapped_column(String(200), default="", server_default="")
     kind: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Bumped whenever what this tenant's members see in their inboxes changes (a delivery, a retraction, an edit):
@@ -31,6 +36,13 @@ class Tenant(db.Model):
     inbox_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (CheckConstraint("kind IN ('platform', 'federation', 'union')", name="kind"),)
+
+    @validates("name", "name_kana")
+    def _keyed(self, field: str, value: str | None) -> str | None:
+        reading = value if field == "name_kana" else self.name_kana
+        name = value if field == "name" else self.name
+        self.kana_key = kana_sort_key(reading or name or "")
+        return value
 
     def __repr__(self) -> str:
         return f"<Tenant {self.slug} ({self.kind})>"
@@ -50,6 +62,9 @@ class OrgUnit(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20))
     prefecture: Mapped[str | None] = mapped_column(String(2))
+    # Order among siblings (tenants/ordering.py): a council's prefecture code, a block's region from north to south
+    # (tenants/regions.py), or what its creator gave; None lists it after those, in the order of creation.
+    position: Mapped[int | None] = mapped_column(Integer)
     path: Mapped[str] = mapped_column(String(400), default="/")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

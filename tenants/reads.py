@@ -11,6 +11,7 @@ from federation.extensions import db
 from federation.firewall import Denied
 from tenants.login_ids import login_key_or_none
 from tenants.models import Affiliation, OrgUnit, Tenant, User
+from tenants.ordering import TENANT_ORDER, tree_order
 
 
 def units_by_id(tenant: Tenant) -> dict[int, OrgUnit]:
@@ -18,10 +19,9 @@ def units_by_id(tenant: Tenant) -> dict[int, OrgUnit]:
 
 
 def units_of_kinds(tenant: Tenant, kinds: Iterable[str]) -> list[OrgUnit]:
-    """The tenant's units of these kinds, in tree order (a branch, then its workplaces)."""
-    return list(db.session.execute(select(OrgUnit).where(OrgUnit.tenant_id == tenant.id,
-                                                         OrgUnit.kind.in_(tuple(kinds)))
-                                   .order_by(OrgUnit.path)).scalars())
+    """The tenant's units of these kinds, in tree order (a branch, then its workplaces; tenants/ordering.py)."""
+    return tree_order(db.session.execute(select(OrgUnit).where(OrgUnit.tenant_id == tenant.id,
+                                                               OrgUnit.kind.in_(tuple(kinds)))).scalars())
 
 
 def tenant_names(slugs: set[str]) -> dict[str, str]:
@@ -32,8 +32,9 @@ def tenant_names(slugs: set[str]) -> dict[str, str]:
 
 
 def all_tenants() -> list[Tenant]:
-    """Every tenant, for the platform's own callers (after the firewall allowed `tenant read` on the platform)."""
-    return list(db.session.execute(select(Tenant).order_by(Tenant.kind, Tenant.slug)).scalars())
+    """Every tenant, for the platform's own callers (after the firewall allowed `tenant read` on the platform):
+    by kind, then in 50-on order of their reading (tenants/ordering.py)."""
+    return list(db.session.execute(select(Tenant).order_by(Tenant.kind, *TENANT_ORDER)).scalars())
 
 
 def member_by_login(tenant: Tenant, login_id: str) -> User:
@@ -47,9 +48,10 @@ def member_by_login(tenant: Tenant, login_id: str) -> User:
 
 
 def affiliations_of(federation: Tenant) -> list[Affiliation]:
-    """The federation's affiliations, pending, active and ended."""
-    return list(db.session.execute(select(Affiliation).where(Affiliation.federation_id == federation.id)
-                                   .order_by(Affiliation.id)).scalars())
+    """The federation's affiliations, pending, active and ended: unions in 50-on order, each union's oldest first."""
+    return list(db.session.execute(select(Affiliation).join(Tenant, Tenant.id == Affiliation.union_id)
+                                   .where(Affiliation.federation_id == federation.id)
+                                   .order_by(*TENANT_ORDER, Affiliation.id)).scalars())
 
 
 def live_affiliation_with(federation: Tenant, union_slug: str) -> Affiliation:

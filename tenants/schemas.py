@@ -18,6 +18,8 @@ class UserOut(StrictSchema):
 class TenantIn(StrictSchema):
     slug = text(3, 40, required=True, validate_also=validate.Regexp(r"^[a-z0-9-]+\Z", error="only a-z, 0-9 and -"))
     name = text(1, 200, required=True)
+    name_kana = text(1, 200, load_default=None, metadata={
+        "description": "the name's reading in hiragana or katakana; unions are listed in 50-on order of it"})
     kind = fields.String(required=True, validate=validate.OneOf(["federation", "union"]))
 
 
@@ -25,6 +27,7 @@ class TenantOut(StrictSchema):
     id = fields.Integer()
     slug = fields.String()
     name = fields.String()
+    name_kana = fields.String(allow_none=True)
     kind = fields.String()
     created_at = fields.DateTime()
 
@@ -34,6 +37,9 @@ class UnitIn(StrictSchema):
     kind = fields.String(required=True, validate=validate.OneOf(["block", "council", "branch", "workplace"]))
     parent_id = row_id(allow_none=True, load_default=None)
     prefecture = fields.String(allow_none=True, load_default=None, validate=validate.Length(equal=2))
+    position = fields.Integer(strict=True, allow_none=True, load_default=None, validate=validate.Range(min=0, max=9999),
+                              metadata={"description": "order among its siblings; by default a council's prefecture "
+                                                       "code, a block's region from north to south"})
 
 
 class UnitOut(StrictSchema):
@@ -42,6 +48,7 @@ class UnitOut(StrictSchema):
     kind = fields.String()
     parent_id = fields.Integer(allow_none=True)
     prefecture = fields.String(allow_none=True)
+    position = fields.Integer(allow_none=True)
     path = fields.String()
 
 

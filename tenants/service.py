@@ -18,6 +18,8 @@ from federation.firewall.templates import DERIVED_ROLE, GRANTABLE, UNIT_SCOPED
 from tenants.kana import is_kana, kana_sort_key, normalize_kana
 from tenants.login_ids import LoginIdError, login_key, login_key_or_none, normalize_login_id
 from tenants.models import UNIT_KINDS, UNIT_PARENTS, Affiliation, OrgUnit, RoleGrant, Tenant, User
+from tenants.ordering import tree_order
+from tenants.regions import region_rank
 
 # \Z, not $: `$` also matches before a trailing newline, which would let "union-x\n" in as a slug.
 SLUG = re.compile(r"^[a-z0-9-]{3,40}\Z")
@@ -26,16 +28,21 @@ PREFECTURE = re.compile(r"^(0[1-9]|[1-3][0-9]|4[0-7])\Z")
 
 # --- tenants ------------------------------------------------------------------------------------------------------
 
-def create_tenant(slug: str, name: str, kind: str, *, actor: str) -> Tenant:
+def create_tenant(slug: str, name: str, kind: str, *, actor: str, name_kana: str | None = None) -> Tenant:
     if not SLUG.match(slug):
         raise invalid("slug", "3-40 characters of a-z, 0-9 and -")
     if kind not in ("federation", "union"):
         raise invalid("kind", "must be federation or union")
     if not name.strip():
         raise invalid("name", "must not be empty")
+    if name_kana is not None and not name_kana.strip():
+        name_kana = None
+    if name_kana is not None and not is_kana(name_kana):
+        raise invalid("name_kana", "the reading in hiragana or katakana")
     if db.session.execute(select(Tenant.id).where(Tenant.slug == slug)).first():
         raise conflict("slug", f"a tenant {slug} already exists")
-    tenant = Tenant(slug=slug, name=name.strip(), kind=kind)
+    tenant = Tenant(slug=slug, name=name.strip(), kind=kind,
+                    name_kana=normalize_kana(name_kana) if name_kana is not None else None)
     db.session.add(tenant)
     db.session.flush()
     record("tenant.create", actor=actor, tenant=slug, data={"slug": slug, "kind": kind})
@@ -58,7 +65,7 @@ def ensure_platform() -> Tenant:
 # --- org units ----------------------------------------------------------------------------------------------------
 
 def create_unit(tenant: Tenant, *, name: str, kind: str, parent_id: int | None, prefecture: str | None,
-                actor: str) -> OrgUnit:
+                actor: str, position: int | None = None) -> OrgUnit:
     if not name.strip():
         raise invalid("name", "must not be empty")
     allowed = UNIT_KINDS.get(tenant.kind, ())
@@ -77,7 +84,10 @@ def create_unit(tenant: Tenant, *, name: str, kind: str, parent_id: int | None, 
             raise invalid("prefecture", "a council needs a prefecture code 01-47")
     elif prefecture is not None:
         raise invalid("prefecture", "only a council carries a prefecture code")
-    unit = OrgUnit(tenant_id=tenant.id, parent_id=parent_id, name=name.strip(), kind=kind, prefecture=prefecture)
+    if position is None:
+        position = default_position(kind, name, prefecture)
+    unit = OrgUnit(tenant_id=tenant.id, parent_id=parent_id, name=name.strip(), kind=kind, prefecture=prefecture,
+                   position=position)
     db.session.add(unit)
     db.session.flush()
     unit.path = f"{parent.path if parent else '/'}{unit.id}/"
@@ -87,9 +97,19 @@ def create_unit(tenant: Tenant, *, name: str, kind: str, parent_id: int | None, 
     return unit
 
 
+def default_position(kind: str, name: str, prefecture: str | None) -> int | None:
+    """Where a new unit sits among its siblings unless its creator says: a council at its prefecture code (01 北海道
+    … 47 沖縄), a block at its region's rank from north to south (tenants/regions.py), others in creation order."""
+    if kind == "council" and prefecture:
+        return int(prefecture)
+    if kind == "block":
+        return region_rank(name)
+    return None
+
+
 def units_of(tenant: Tenant) -> list[OrgUnit]:
-    return list(db.session.execute(
-        select(OrgUnit).where(OrgUnit.tenant_id == tenant.id).order_by(OrgUnit.path)).scalars())
+    """The tenant's units, each followed by its children, siblings in their order (tenants/ordering.py)."""
+    return tree_order(db.session.execute(select(OrgUnit).where(OrgUnit.tenant_id == tenant.id)).scalars())
 
 
 def unit_in(tenant: Tenant, unit_id: int | None, field: str = "unit_id") -> OrgUnit | None:

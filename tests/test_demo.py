@@ -26,6 +26,7 @@ def test_demo_builds_a_federation_with_a_union_space_to_look_at(app):
                                       .where(model.tenant_id == first.id)).scalar_one()
 
         assert [count(m) for m in (Document, Survey, Application, Invitation)] == [1, 1, 1, 1]
+        _councils_are_named_and_ordered_as_a_federation_does()
         # Only the first union has a space filled in: nothing leaks into the others.
         assert db.session.execute(select(func.count()).select_from(Document)).scalar_one() == 1
         assert verify().ok
@@ -42,3 +43,33 @@ def test_demo_builds_a_federation_with_a_union_space_to_look_at(app):
     assert [d["title"] for d in docs] == ["第25回定期大会 議案書"]
     download = client.get(f"/api/v1/tenants/{first.slug}/documents/{docs[0]['id']}/download", headers=headers)
     assert download.status_code == 200 and download.data.startswith(b"%PDF-")
+
+
+def _councils_are_named_and_ordered_as_a_federation_does() -> None:
+    """Each council takes its prefecture's own name (東京都, 北海道, 大阪府, 京都府, 神奈川県) and 協; blocks run north
+    to south and the councils of each by prefecture code; unions come in 50-on order of their reading."""
+    from federation.extensions import db
+    from tenants import reads, service
+    from tenants.models import Tenant
+
+    fed = db.session.execute(select(Tenant).where(Tenant.slug == "ictu")).scalar_one()
+    units = service.units_of(fed)
+    councils = {u.prefecture: u.name for u in units if u.kind == "council"}
+    assert len(councils) == 47
+    assert (councils["01"], councils["13"], councils["26"], councils["27"], councils["14"]) == (
+        "北海道協", "東京都協", "京都府協", "大阪府協", "神奈川県協")
+    assert not any(name.endswith(("都県協", "府県協", "道県協")) or name == "東京県協" for name in councils.values())
+    blocks = [u.name for u in units if u.kind == "block"]
+    assert blocks == ["北海道ブロック", "東北ブロック", "関東ブロック", "東海ブロック", "北陸ブロック", "近畿ブロック",
+                      "中国ブロック", "四国ブロック", "九州・沖縄ブロック"]
+    in_order = [u.prefecture for u in units if u.kind == "council"]
+    by_block: dict[int, list[str]] = {}
+    for u in units:
+        if u.kind == "council":
+            by_block.setdefault(u.parent_id, []).append(u.prefecture)
+    assert all(codes == sorted(codes) for codes in by_block.values()) and in_order[0] == "01"
+    unions = [t for t in reads.all_tenants() if t.kind == "union"]
+    assert len(unions) == 30 and all(t.name_kana for t in unions)
+    assert [t.kana_key for t in unions] == sorted(t.kana_key for t in unions)
+    # あおぞら before あきつ by reading, although "aki-roso" comes before "aozora-roso" by slug.
+    assert [t.slug for t in unions[:2]] == ["aozora-roso", "aki-roso"]

@@ -17,6 +17,7 @@ from federation.firewall.service import Snapshot
 from federation.firewall.templates import ACTIONS, DERIVED_ROLE, OBJECTS, Templates
 from tenants.login_ids import login_key
 from tenants.models import Affiliation, Tenant, User
+from tenants.ordering import tenant_key
 
 # Objects whose content belongs to a union alone (F1): listed in the exposure statement.
 UNION_CONTENT = ("notices", "documents", "surveys", "applications", "members", "units", "receipts")
@@ -142,7 +143,7 @@ def exposure(at: datetime | None = None) -> dict[str, Any]:
         states = {a.union.slug: UnionState(a.federation.slug, a.status, a.cascade,
                                            a.cascade_changed_at.isoformat() if a.cascade_changed_at else None,
                                            a.cascade_changed_by) for a in affs}
-        unions = sorted(slug for slug, t in tenants.items() if t.kind == "union")
+        unions = [slug for slug, t in tenants.items() if t.kind == "union"]
     else:
         from federation.audit.history import world_at
 
@@ -154,13 +155,18 @@ def exposure(at: datetime | None = None) -> dict[str, Any]:
             if aff is not None:
                 states[slug] = UnionState(aff.federation, aff.status, aff.cascade, aff.cascade_changed_at,
                                           aff.cascade_changed_by)
-        unions = sorted(slug for slug, t in tenants.items() if t.kind == "union" and t.created_at <= at)
+        unions = [slug for slug, t in tenants.items() if t.kind == "union" and t.created_at <= at]
         if world.policy_files is not None and "roles.csv" in world.policy_files:
             # The templates in force then, as recorded in the chain; not today's file.
             templates = Templates.parse(world.policy_files["roles.csv"], "roles.csv (recorded)")
             source = {"source": "audit log", "seq": world.policy_seq, "recorded_at": world.policy_at}
         else:
             source = {"source": "policy files now in force (none recorded by then)"}
+    def in_order(slug: str) -> tuple[str, str]:  # unions in 50-on order of their reading (tenants/ordering.py)
+        t = tenants.get(slug)
+        return tenant_key(t.kana_key if t is not None else slug, slug)
+
+    unions.sort(key=in_order)
     view = Snapshot(version=snap.version, templates=templates, grants={}, links=links)
     fed_roles = sorted(r for r in templates.roles if ROLE_KIND.get(r) == "federation")
     crossings: list[dict[str, Any]] = []
@@ -177,7 +183,7 @@ def exposure(at: datetime | None = None) -> dict[str, Any]:
                     for act in ACTIONS:
                         if view.role_allows(role, fed, union, obj, act):
                             per_union[union][fed].add(f"{role}: {obj}/{act}")
-    for union in sorted(per_union):
+    for union in sorted(per_union, key=in_order):
         for fed, perms in sorted(per_union[union].items()):
             crossings.append({"from": fed, "to": union, "permissions": sorted(perms)})
     out_unions = []

@@ -11,12 +11,13 @@ from federation.extensions import db
 from federation.firewall import firewall
 from federation.firewall.templates import ACTIONS, OBJECTS
 from tenants.models import Tenant
+from tenants.ordering import TENANT_ORDER
 
 
 def what_can(subject_text: str) -> dict[str, Any]:
     subject, role_subject = parse_subject(subject_text)
     snap = firewall.snapshot()
-    tenants = list(db.session.execute(select(Tenant.slug, Tenant.kind).order_by(Tenant.slug)))
+    tenants = list(db.session.execute(select(Tenant.slug, Tenant.kind).order_by(Tenant.kind, *TENANT_ORDER)))
     if subject is not None:
         roles, home = list(snap.roles_of(subject)), subject.tenant
 

@@ -19,6 +19,7 @@ from federation.notices.inbox_cache import touch_user
 from federation.notices.models import CascadeChunk, Delivery, Notice, Receipt
 from federation.privacy import too_small
 from tenants.models import Tenant, User
+from tenants.ordering import tenant_key
 
 
 @dataclass(frozen=True)
@@ -234,11 +235,13 @@ def _zero_reactions() -> dict[str, int]:
 def stats(notice: Notice) -> dict[str, Any]:
     """Counts only (F4): per union for federation notices, never who."""
     per: dict[int, dict[str, Any]] = {}
-    for tenant_id, slug, for_relay, recipients in db.session.execute(
-        select(Delivery.tenant_id, Tenant.slug, Delivery.for_relay, func.sum(Delivery.recipients))
+    order: dict[int, tuple[str, str]] = {}
+    for tenant_id, slug, kana_key, for_relay, recipients in db.session.execute(
+        select(Delivery.tenant_id, Tenant.slug, Tenant.kana_key, Delivery.for_relay, func.sum(Delivery.recipients))
         .join(Tenant, Tenant.id == Delivery.tenant_id).where(Delivery.notice_id == notice.id)
-        .group_by(Delivery.tenant_id, Tenant.slug, Delivery.for_relay)
+        .group_by(Delivery.tenant_id, Tenant.slug, Tenant.kana_key, Delivery.for_relay)
     ):
+        order[tenant_id] = tenant_key(kana_key, slug)
         entry = per.setdefault(tenant_id, {"union": slug, "recipients": 0, "delivered": 0, "read": 0,
                                            "reactions": _zero_reactions(), "mode": "relay"})
         if not for_relay:
@@ -264,7 +267,7 @@ def stats(notice: Notice) -> dict[str, Any]:
     for tenant_id, delivered in delivered_counts(notice.id).items():
         if tenant_id in per:
             per[tenant_id]["delivered"] = delivered
-    unions = sorted(per.values(), key=lambda e: e["union"])
+    unions = [per[tenant_id] for tenant_id in sorted(per, key=order.__getitem__)]  # 50-on order of the reading
     total = {"recipients": sum(e["recipients"] for e in unions), "delivered": 0, "read": 0,
              "reactions": _zero_reactions()}
     federation_notice = notice.tenant.kind == "federation"

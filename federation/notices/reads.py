@@ -25,6 +25,7 @@ from federation.notices import audience as aud
 from federation.notices import inbox
 from federation.notices.models import Delivery, Notice
 from tenants.models import Affiliation, OrgUnit, Tenant
+from tenants.ordering import TENANT_ORDER, tree_order
 
 
 def whole_tenant(subject: Subject) -> bool:
@@ -161,8 +162,7 @@ class TreeNode:
 def audience_tree(tenant: Tenant, subject: Subject) -> tuple[list[TreeNode], bool]:
     """The tree an author targets (block → council → union, or branch → workplace) and whether "everyone" is open
     to them. A block or council officer sees only their own subtree: the audience check would refuse the rest."""
-    units = list(db.session.execute(select(OrgUnit).where(OrgUnit.tenant_id == tenant.id)
-                                    .order_by(OrgUnit.path)).scalars())
+    units = tree_order(db.session.execute(select(OrgUnit).where(OrgUnit.tenant_id == tenant.id)).scalars())
     scope = aud.unit_scope(subject)
     scope_paths = [u.path for u in scope] if scope is not None else None
     nodes = {u.id: TreeNode(u.id, u.name, u.kind, u.prefecture) for u in units}
@@ -184,7 +184,7 @@ def audience_tree(tenant: Tenant, subject: Subject) -> tuple[list[TreeNode], boo
             select(Tenant.slug, Tenant.name, Affiliation.cascade, Affiliation.council_id).select_from(Affiliation)
             .join(Tenant, Tenant.id == Affiliation.union_id)
             .where(Affiliation.federation_id == tenant.id, Affiliation.status == "active")
-            .order_by(Tenant.slug))
+            .order_by(*TENANT_ORDER))
         for slug, name, cascade, council_id in rows:
             if council_id in nodes and inside(council_id):
                 nodes[council_id].unions.append(TreeUnion(slug, name, cascade))

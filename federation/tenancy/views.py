@@ -39,7 +39,7 @@ blp = Blueprint("tenants", __name__, url_prefix="/api/v1", description="Tenants,
 class Tenants(MethodView):
     @blp.response(200, TenantOut(many=True))
     def get(self):
-        """List tenants (platform admins and auditors)"""
+        """List tenants (platform admins and auditors): by kind, unions in 50-on order of their reading"""
         access_tenant("platform", "tenant", "read")
         # `tenant read` with the `any` link is what lets a platform role list every tenant; re-check per row so a
         # narrower policy would narrow the list too.
@@ -51,14 +51,15 @@ class Tenants(MethodView):
     def post(self, body):
         """Create a federation or union tenant (platform admins)"""
         _, subject = access_tenant("platform", "tenant", "write")
-        return service.create_tenant(body["slug"], body["name"], body["kind"], actor=subject.key)
+        return service.create_tenant(body["slug"], body["name"], body["kind"], actor=subject.key,
+                                     name_kana=body["name_kana"])
 
 
 @blp.route("/tenants/<slug>/units")
 class Units(MethodView):
     @blp.response(200, UnitOut(many=True))
     def get(self, slug):
-        """The tenant's org units, parents before children"""
+        """The tenant's org units, parents before children; blocks north to south, councils by prefecture code"""
         tenant, _ = access_tenant(slug, "units", "read")
         return service.units_of(tenant)
 

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Response, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 from marshmallow import ValidationError
 
 from federation.access import access_tenant, get_owned
@@ -90,7 +91,7 @@ def _list_page(tenant: Tenant, *, errors: dict[str, str] | None = None, status: 
                            state=service.state, units=tenant_service.units_of(tenant), errors=errors or {},
                            form=request.form if request.method == "POST" else {}, default_expiry=default_expiry,
                            state_labels=INVITATION_STATE_LABELS, done=request.args.get("done"),
-                           pending_count=len(service.pending(tenant))), status
+                           pending_count=len(service.pending(tenant)), **_public_url_warning()), status
 
 
 @bp.route("/t/<slug>/invitations", methods=["GET", "POST"])
@@ -119,7 +120,16 @@ def invitation(slug: str, inv_id: int):  # type: ignore[no-untyped-def]
     inv = get_owned(Invitation, inv_id, tenant)
     return render_template("web/invitations_flyer.html", tenant=tenant, inv=inv, state=service.state(inv),
                            url=service.registration_url(inv), state_labels=INVITATION_STATE_LABELS,
-                           done=request.args.get("done"))
+                           done=request.args.get("done"), **_public_url_warning())
+
+
+def _public_url_warning() -> dict[str, Any]:
+    """What the warning on the invitation pages needs when codes fall back to the request's address."""
+    base = service.public_url_missing()
+    if base is None:
+        return {"fallback_base": None}
+    code = Markup("<code>%s</code>")
+    return {"fallback_base": code % base.rstrip("/"), "public_url_setting": code % "MUSUBI_PUBLIC_URL"}
 
 
 @bp.route("/t/<slug>/invitations/<int:inv_id>/revoke", methods=["POST"])

@@ -17,6 +17,7 @@ from federation.firewall import Denied
 from federation.space.invitations.models import Invitation, Registration
 from tenants import service as tenants
 from tenants.models import OrgUnit, Tenant, User
+from tenants.ordering import tree_order
 
 SALT = "musubi.invitation"
 MAX_DAYS = 366
@@ -47,6 +48,14 @@ def public_base() -> str:
     from flask import request
 
     return current_app.config["MUSUBI"].public_url or request.host_url
+
+
+def public_url_missing() -> str | None:
+    """When MUSUBI_PUBLIC_URL is unset, the address printed codes fall back to (this request's, often 127.0.0.1 on a
+    trial): the pages warn the officer with it, as phones may not reach it. None when the public address is set."""
+    from flask import request
+
+    return None if current_app.config["MUSUBI"].public_url else request.host_url
 
 
 def registration_url(inv: Invitation, base: str | None = None) -> str:
@@ -126,8 +135,7 @@ def report(tenant: Tenant) -> list[dict[str, Any]]:
     for unit_id, status, n in counts:
         by_unit.setdefault(unit_id, {}).setdefault(status, 0)
         by_unit[unit_id][status] += n
-    units = db.session.execute(select(OrgUnit).where(OrgUnit.tenant_id == tenant.id)
-                               .order_by(OrgUnit.path)).scalars()
+    units = tree_order(db.session.execute(select(OrgUnit).where(OrgUnit.tenant_id == tenant.id)).scalars())
     rows = [{"unit_id": None, "unit_name": None}] + [{"unit_id": u.id, "unit_name": u.name} for u in units]
     out = []
     for row in rows:
