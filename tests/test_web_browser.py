@@ -121,6 +121,32 @@ def test_event_fields_show_only_when_asked_for_and_hidden_ones_are_not_sent(open
     page.wait_for_url(re.compile(r".*/t/fed/notices.*"))
 
 
+def test_a_draft_opens_from_its_title_is_edited_and_deleted(open_page, served):
+    page = open_page()
+    sign_in(page, "fed", "staff")
+    page.goto("/t/fed/notices/new")
+    page.get_by_label("件名").fill("下書き 定期大会の準備")
+    page.locator("#body").fill("準備中")
+    page.get_by_label("加盟組合すべて").check()
+    page.get_by_label("下書きとして保存").check()
+    page.get_by_role("button", name="確定する").click()
+    page.wait_for_url(re.compile(r".*/t/fed/notices\?done=draft"))
+    page.get_by_role("link", name="下書き 定期大会の準備").click()
+    page.wait_for_url(re.compile(r".*/t/fed/notices/\d+/edit"))
+    assert page.get_by_label("件名").input_value() == "下書き 定期大会の準備"
+    assert page.get_by_label("加盟組合すべて").is_checked() and page.get_by_label("下書きとして保存").is_checked()
+    page.get_by_label("件名").fill("定期大会の準備（第2版）")
+    page.get_by_role("button", name="確定する").click()
+    page.wait_for_url(re.compile(r".*/t/fed/notices\?done=draft"))
+    expect(page.get_by_role("link", name="定期大会の準備（第2版）")).to_be_visible()
+    page.get_by_role("link", name="定期大会の準備（第2版）").click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#delete-notice").click()
+    page.wait_for_url(re.compile(r".*/t/fed/notices\?done=deleted"))
+    expect(page.locator("main")).to_contain_text("削除しました")
+    assert page.get_by_role("link", name="定期大会の準備（第2版）").count() == 0
+
+
 def test_opted_in_member_sees_it_and_presses_attend_after_the_sharing_note(open_page, served):
     notice_id = served.publish("連合会館での秋季セミナー")
     page = open_page()

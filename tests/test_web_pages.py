@@ -595,3 +595,62 @@ def test_the_audit_log_page_reads_a_bound_past_every_entry_as_no_bound(world, ap
     r = auditor.get(f"/audit/log?before={BEYOND_ANY_ID}")
     assert r.status_code == 200
     assert r.get_data(as_text=True).count("<tr") == everything.count("<tr") > 1
+
+
+def test_a_draft_opens_on_the_compose_page_and_can_be_changed_rescheduled_sent_or_deleted(world, app):
+    from federation import jobs
+
+    staff = Browser(app, "fed", "staff")
+    staff.post("/t/fed/notices/new", compose_form(audience_unit=str(world.ids["council"]), when="draft",
+                                                  has_event="1", event_starts="2026-12-05T18:30",
+                                                  event_place="連合会館"))
+    (draft,) = _notices(world)
+    listing = staff.text("/t/fed/notices")
+    assert f'href="/t/fed/notices/{draft["id"]}/edit">県協 幹事会の招集</a>' in listing  # the title opens it
+    page = staff.text(f"/t/fed/notices/{draft['id']}/edit")
+    assert "お知らせの編集" in page and 'value="県協 幹事会の招集"' in page and 'value="連合会館"' in page
+    assert re.search(rf'value="{world.ids["council"]}" data-node checked', page)
+    later = (datetime.now(UTC) + timedelta(days=2)).astimezone().strftime("%Y-%m-%dT%H:%M")
+    edit = f"/t/fed/notices/{draft['id']}/edit"
+    # Rescheduled, retitled, the event dropped.
+    r = staff.post(edit, compose_form(audience_unit=str(world.ids["council"]), title="幹事会（日程変更）",
+                                      when="schedule", publish_at=later))
+    assert r.status_code == 302
+    got = world.as_("fed", "staff").get(f"/api/v1/tenants/fed/notices/{draft['id']}").get_json()
+    assert got["status"] == "scheduled" and got["title"] == "幹事会（日程変更）" and got["event"] is None
+    # Bad input on the edit page: 422 naming the field, nothing changed.
+    r = staff.post(edit, compose_form(audience_unit=str(world.ids["council"]), title="", when="draft"))
+    assert r.status_code == 422
+    assert world.as_("fed", "staff").get(f"/api/v1/tenants/fed/notices/{draft['id']}").get_json()["title"] == \
+        "幹事会（日程変更）"
+    # Sent from the edit page: asked once more first.
+    r = staff.post(edit, compose_form(audience_unit=str(world.ids["council"]), confirmed=None))
+    assert "この通知を配信しますか" in r.get_data(as_text=True)
+    assert _notices(world)[0]["status"] == "scheduled"
+    r = staff.post(edit, compose_form(audience_unit=str(world.ids["council"])))
+    assert r.status_code == 302
+    jobs.drain()
+    assert _notices(world)[0]["status"] == "published"
+    # Out: no longer editable as a draft, and not deletable (retract instead).
+    assert staff.get(edit).status_code == 302
+    assert staff.post(f"/t/fed/notices/{draft['id']}/delete", {}).status_code == 409
+    # Another draft is deleted outright.
+    staff.post("/t/fed/notices/new", compose_form(audience_all="1", when="draft", title="消す下書き"))
+    other = next(n for n in _notices(world) if n["title"] == "消す下書き")
+    r = staff.post(f"/t/fed/notices/{other['id']}/delete", {})
+    assert r.status_code == 302 and "done=deleted" in r.headers["Location"]
+    assert world.as_("fed", "staff").get(f"/api/v1/tenants/fed/notices/{other['id']}").status_code == 404
+
+
+@pytest.mark.parametrize("who", [("union-a", "aadmin"), ("union-b", "b1"), ("fed", "tokyo")])
+def test_nobody_but_its_editors_opens_or_deletes_a_draft(world, app, who):
+    staff = Browser(app, "fed", "staff")
+    staff.post("/t/fed/notices/new", compose_form(audience_all="1", when="draft", title="本部の下書き"))
+    (draft,) = _notices(world)
+    other = Browser(app, *who)
+    r = other.get(f"/t/fed/notices/{draft['id']}/edit")
+    assert r.status_code in (403, 404) and "本部の下書き" not in r.get_data(as_text=True)
+    assert other.post(f"/t/fed/notices/{draft['id']}/delete", {}).status_code in (403, 404)
+    assert other.post(f"/t/fed/notices/{draft['id']}/edit", compose_form(audience_all="1", title="書き換え",
+                                                                         when="draft")).status_code in (403, 404)
+    assert [n["title"] for n in _notices(world)] == ["本部の下書き"]

@@ -90,6 +90,17 @@ def update_notice(notice: Notice, subject: Subject, body: dict[str, Any]) -> Not
     return notice
 
 
+def delete_unsent(notice: Notice, subject: Subject) -> None:
+    """A draft or a scheduled notice that never went out is deleted, not retracted: it reached nobody. A
+    published one is retracted instead, so its readers' inboxes stay explainable."""
+    if notice.status not in ("draft", "scheduled"):
+        raise APIError(409, f"the notice is {notice.status}: retract it instead", fields={"status": [notice.status]})
+    record("notice.delete", actor=subject.key, tenant=notice.tenant.slug,
+           data={"notice_id": notice.id, "status": notice.status})
+    db.session.delete(notice)
+    db.session.commit()
+
+
 def _event_of(notice: Notice) -> dict[str, Any] | None:
     if notice.event_starts_at is None:
         return None

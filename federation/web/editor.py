@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import g, redirect, render_template, request, url_for
 from marshmallow import ValidationError
+from werkzeug.datastructures import MultiDict
 
 from federation.access import access_tenant
 from federation.errors import APIError
@@ -16,7 +17,7 @@ from federation.notices import audience as aud
 from federation.notices import reads, service
 from federation.notices.markdown import render
 from federation.notices.models import CATEGORIES, STAMPS, STATUSES
-from federation.notices.schemas import NoticeIn
+from federation.notices.schemas import NoticeIn, NoticePatch
 from federation.privacy import SMALL_GROUP
 from federation.web import bp, formatting
 from federation.web.formatting import first_message
@@ -101,7 +102,8 @@ def _fields_of(error: ValidationError | APIError) -> dict[str, str]:
 
 
 def _compose_page(tenant: Any, subject: Any, form: Any, *, errors: dict[str, str] | None = None,
-                  preview_html: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+                  preview_html: str | None = None, status: int = 200,
+                  editing: Any = None):  # type: ignore[no-untyped-def]
     roots, may_all = reads.audience_tree(tenant, subject)
     audience = _audience_from_form(form) if form else {}
     counts = None
@@ -113,7 +115,7 @@ def _compose_page(tenant: Any, subject: Any, form: Any, *, errors: dict[str, str
     selected = {"all": bool(audience.get("all")), "units": set(audience.get("units", [])),
                 "unions": set(audience.get("unions", []))}
     return render_template("web/compose.html", tenant=tenant, roots=roots, may_all=may_all, form=form or {},
-                           open_nodes=_open_nodes(roots, selected),
+                           open_nodes=_open_nodes(roots, selected), editing=editing,
                            errors=errors or {}, preview_html=preview_html, counts=counts, selected=selected,
                            categories=CATEGORIES, may_publish=firewall.allowed(subject, tenant.slug, "notices",
                                                                                "publish")), status
@@ -167,9 +169,74 @@ def compose(slug: str):  # type: ignore[no-untyped-def]
         return _compose_page(tenant, subject, form, errors=_fields_of(exc), status=422)
     if when == "now":
         service.publish_now(notice, subject)
-    target = "web.stats" if firewall.allowed(subject, slug, "stats", "read") else "web.notices"
+    # Sent: watch it arrive. Kept for later: back to the list, where its title opens it again.
+    watch = notice.status == "published" and firewall.allowed(subject, slug, "stats", "read")
+    target = "web.stats" if watch else "web.notices"
     args = {"slug": slug, "notice_id": notice.id} if target == "web.stats" else {"slug": slug}
     return redirect(url_for(target, **args, done=notice.status))
+
+
+def _form_of(notice: Any) -> MultiDict:
+    """A draft or scheduled notice as the compose form it came from, to edit it on the same page."""
+    form = MultiDict({"title": notice.title, "category": notice.category, "body": notice.body,
+                      "when": "schedule" if notice.status == "scheduled" else "draft",
+                      "publish_at": formatting.iso_local(notice.publish_at)})
+    if notice.event_starts_at is not None:
+        form.update({"has_event": "1", "event_starts": formatting.iso_local(notice.event_starts_at),
+                     "event_ends": formatting.iso_local(notice.event_ends_at),
+                     "event_place": notice.event_place or "", "event_online_url": notice.event_online_url or ""})
+    audience = json.loads(notice.audience)
+    if audience.get("all"):
+        form["audience_all"] = "1"
+    for unit in audience.get("units", []):
+        form.add("audience_unit", str(unit))
+    for union in audience.get("unions", []):
+        form.add("audience_union", union)
+    return form
+
+
+@bp.route("/t/<slug>/notices/<int:notice_id>/edit", methods=["GET", "POST"])
+def edit(slug: str, notice_id: int):  # type: ignore[no-untyped-def]
+    """Open, change, reschedule or send a draft or a scheduled notice, on the compose page."""
+    tenant, notice = service.access_notice(slug, notice_id)
+    subject = g.subject
+    if notice.status not in ("draft", "scheduled"):
+        return redirect(url_for("web.notices", slug=slug))
+    if request.method == "GET":
+        return _compose_page(tenant, subject, _form_of(notice), editing=notice)
+    form = request.form
+    if form.get("action") == "preview":
+        return _compose_page(tenant, subject, form, preview_html=render(form.get("body", "")) or "", editing=notice)
+    if form.get("action") == "back":
+        return _compose_page(tenant, subject, form, editing=notice)
+    raw, problems = _notice_body(form)
+    when = form.get("when") if form.get("when") in WHEN else "draft"
+    if problems:
+        return _compose_page(tenant, subject, form, errors=problems, status=422, editing=notice)
+    raw.setdefault("event", None)  # unticked: the event goes
+    raw["publish_at"] = raw.get("publish_at") if when == "schedule" else None
+    try:
+        body = NoticePatch().load(raw)
+        if when == "now":
+            firewall.require(subject, slug, "notices", "publish")
+            if not form.get("confirmed"):
+                counts = aud.preview(aud.validate(raw["audience"], tenant, subject), tenant)
+                return _confirm_page(tenant, raw["title"], counts, url_for("web.edit", slug=slug, notice_id=notice_id),
+                                     carried=_carried(form), back_in_form=True)
+        service.update_notice(notice, subject, body)
+    except (ValidationError, APIError) as exc:
+        db.session.rollback()
+        return _compose_page(tenant, subject, form, errors=_fields_of(exc), status=422, editing=notice)
+    if when == "now":
+        service.publish_now(notice, subject)
+    return redirect(url_for("web.notices", slug=slug, done=notice.status))
+
+
+@bp.route("/t/<slug>/notices/<int:notice_id>/delete", methods=["POST"])
+def delete(slug: str, notice_id: int):  # type: ignore[no-untyped-def]
+    _tenant, notice = service.access_notice(slug, notice_id)
+    service.delete_unsent(notice, g.subject)
+    return redirect(url_for("web.notices", slug=slug, done="deleted"))
 
 
 @bp.route("/t/<slug>/notices/markdown", methods=["POST"])
