@@ -19,14 +19,35 @@ from tenants.kana import is_kana, kana_sort_key, normalize_kana
 from tenants.login_ids import LoginIdError, login_key, normalize_login_id
 from tenants.models import OrgUnit, RoleGrant, Tenant, User
 
-# Header names a union office is likely to use, in Japanese or English.
+# Header names a union office is likely to use, in Japanese or English. Compared after NFKC, case folding and
+# without spaces, "_" and "-": "Employee number", "employee_number" and "ＥｍｐｌｏｙｅｅＮｏ" are one header.
 COLUMNS = {
-    "login_id": ("login_id", "社員番号", "従業員番号", "組合員番号", "employee_number", "id"),
-    "display_name": ("display_name", "氏名", "名前", "name"),
-    "name_kana": ("name_kana", "よみ", "フリガナ", "ふりがな", "カナ", "kana"),
-    "unit": ("unit", "所属", "支部", "分会", "unit_id"),
-    "role": ("role", "役割", "役職"),
+    "login_id": ("login_id", "社員番号", "職員番号", "従業員番号", "組合員番号", "社員no", "職員no", "employee_number",
+                 "employee_no", "employee_id", "staff_number", "staff_no", "member_number", "id"),
+    "display_name": ("display_name", "氏名", "名前", "お名前", "name", "full_name"),
+    "name_kana": ("name_kana", "よみ", "読み", "よみがな", "読み仮名", "フリガナ", "ふりがな", "カナ", "氏名カナ",
+                  "氏名(カナ)", "kana", "reading", "furigana"),
+    "unit": ("unit", "所属", "支部", "分会", "職場", "unit_id", "branch", "workplace"),
+    "role": ("role", "役割", "役職", "権限"),
 }
+# The words an office writes for a role, in Japanese or English; an empty cell or "組合員" is an ordinary member.
+ROLE_WORDS = {
+    "union_admin": ("union_admin", "組合管理者", "管理者", "union administrator", "administrator", "admin"),
+    "union_editor": ("union_editor", "組合編集者", "編集者", "union editor", "editor"),
+    "election_officer": ("election_officer", "選挙管理委員", "election officer"),
+    "": ("member", "組合員", "一般", "一般組合員", "なし", "-"),
+}
+
+
+def _key(text: str) -> str:
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(ch for ch in folded if not ch.isspace() and ch not in "_-・")
+
+
+HEADERS = {_key(name): column for column, names in COLUMNS.items() for name in names}
+ROLES = {_key(word): role for role, words in ROLE_WORDS.items() for word in words}
 MAX_ROWS = 50_000
 MAX_BYTES = 10 * 1024 * 1024
 
@@ -75,15 +96,27 @@ def decode(data: bytes) -> tuple[str, str]:
 
 def _header_map(header: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
-    for i, name in enumerate(h.strip().lower() for h in header):
-        for key, names in COLUMNS.items():
-            if name in (n.lower() for n in names):
-                found[key] = i
+    for i, name in enumerate(header):
+        column = HEADERS.get(_key(name))
+        if column and column not in found:
+            found[column] = i
     missing = [k for k in ("login_id", "display_name", "name_kana") if k not in found]
     if missing:
-        raise APIError(422, f"file: the header needs {', '.join(missing)} (e.g. 社員番号, 氏名, よみ)",
-                       fields={"file": [f"missing columns: {', '.join(missing)}"]})
+        wanted = {"login_id": "社員番号 (employee_number)", "display_name": "氏名 (name)",
+                  "name_kana": "よみ (reading)"}
+        seen = ", ".join(h.strip() for h in header if h.strip()) or "nothing"
+        raise HeaderError(missing, [h.strip() for h in header if h.strip()],
+                          f"file: the first line needs the columns {', '.join(wanted[k] for k in missing)}; "
+                          f"it has {seen}")
     return found
+
+
+class HeaderError(APIError):
+    """The first line lacks a column the import needs: which ones, and what the line had instead."""
+
+    def __init__(self, missing: list[str], found: list[str], message: str) -> None:
+        super().__init__(422, message, fields={"file": [f"missing columns: {', '.join(missing)}"]})
+        self.missing, self.found = missing, found
 
 
 def check(tenant: Tenant, data: bytes) -> ImportReport:
@@ -111,8 +144,10 @@ def check(tenant: Tenant, data: bytes) -> ImportReport:
             raise APIError(413, f"file: more than {MAX_ROWS} rows", fields={"file": ["too many rows"]})
 
         values = {key: (cells[i].strip() if i < len(cells) else "") for key, i in cols.items()}
+        role_text = values.get("role", "")
+        role = ROLES.get(_key(role_text), role_text) if role_text else ""
         row = Row(line, values["login_id"], values["display_name"], normalize_kana(values["name_kana"]), None,
-                  values.get("role") or None)
+                  role or None)
         try:
             # The one form of a login id: ＥＭＰ００１ and emp001 are one person (one key), here as at sign-in.
             row.login_id = normalize_login_id(row.login_id) if row.login_id else ""
@@ -145,8 +180,9 @@ def check(tenant: Tenant, data: bytes) -> ImportReport:
             else:
                 row.problem("no unit %(unit)s in %(tenant)s", unit=unit_text, tenant=tenant.slug)
         if row.role and (row.role not in grantable or row.role in UNIT_SCOPED):
-            row.problem("role %(role)s: one of %(roles)s or empty", role=row.role,
-                        roles=", ".join(r for r in grantable if r not in UNIT_SCOPED))
+            words = [w for r, ws in ROLE_WORDS.items() if r in grantable and r not in UNIT_SCOPED for w in ws[1:2]]
+            row.problem("role %(role)s: one of %(roles)s, or empty for a member", role=row.role,
+                        roles=", ".join(words))
         rows.append(row)
     if not rows:
         raise APIError(422, "file: no member rows under the header", fields={"file": ["no rows"]})

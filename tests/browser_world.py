@@ -192,7 +192,7 @@ def expect(locator):  # type: ignore[no-untyped-def]
 def sign_in(page, tenant: str, login_id: str) -> None:  # type: ignore[no-untyped-def]
     page.goto("/signin")
     page.get_by_label("組合・産別のコード").fill(tenant)
-    page.get_by_label("職員番号またはメールアドレス").fill(login_id)
+    page.get_by_label("社員番号またはメールアドレス").fill(login_id)
     page.get_by_label("パスワード").fill(PW)
     page.get_by_role("button", name="ログイン").click()
     page.wait_for_url(re.compile(r".*/(inbox|t/.+/notices|audit)$"))

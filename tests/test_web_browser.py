@@ -37,7 +37,7 @@ def test_sign_in_page_is_japanese_and_labelled(open_page):
     page = open_page()
     page.goto("/signin")
     assert page.locator("html").get_attribute("lang") == "ja"
-    for label in ("組合・産別のコード", "職員番号またはメールアドレス", "パスワード"):
+    for label in ("組合・産別のコード", "社員番号またはメールアドレス", "パスワード"):
         assert page.get_by_label(label).is_visible()
     # The keyboard reaches the form in order, and the focused field is outlined.
     order = []

@@ -118,7 +118,7 @@ def test_sign_in_token_from_another_browser_is_refused(world, app):
 def test_wrong_password_says_so_in_japanese_without_saying_which_part(world, app):
     r = Browser(app).sign_in("union-a", "a1", "wrong-pass-1")
     assert r.status_code == 401
-    assert "組合コード、職員番号、パスワードのいずれかが違います" in r.get_data(as_text=True)
+    assert "組合コード、社員番号、パスワードのいずれかが違います" in r.get_data(as_text=True)
 
 
 def test_sign_in_never_redirects_off_site(world, app):

@@ -90,7 +90,7 @@ def test_service_worker_shows_a_real_push_and_closes_it_on_retraction(served):
 
             page.goto("/signin")
             page.get_by_label("組合・産別のコード").fill("union-a")
-            page.get_by_label("職員番号またはメールアドレス").fill("a2")
+            page.get_by_label("社員番号またはメールアドレス").fill("a2")
             page.get_by_label("パスワード").fill(PW)
             page.get_by_role("button", name="ログイン").click()
             page.wait_for_url("**/inbox")

@@ -37,6 +37,7 @@ def _setup(state: BlueprintSetupState) -> None:
     app.jinja_env.filters.update(
         jdatetime=formatting.format_datetime, jdate=formatting.format_date, jevent=formatting.format_event,
         local_input=formatting.iso_local, kana_row=formatting.kana_row, field_date=formatting.format_field_date,
+        csv_column=i18n.csv_column,
     )
     csrf.init_app(app)
     app.jinja_env.globals.update(percent=formatting.percent, pct=formatting.percent_text,

@@ -167,3 +167,15 @@ def field_label(field: str) -> str:
     """`event.starts_at` or `audience.units[2]` → the label of the field a person filled in."""
     head = field.split(".", 1)[0].split("[", 1)[0]
     return label(FIELD_LABELS, head)
+
+
+CSV_COLUMN_LABELS = {
+    "login_id": lazy_gettext("employee number (社員番号)"),
+    "display_name": lazy_gettext("name (氏名)"),
+    "name_kana": lazy_gettext("reading (よみ)"),
+}
+
+
+def csv_column(key: str) -> str:
+    """A member CSV column as the import page names it."""
+    return str(CSV_COLUMN_LABELS.get(key, key))
