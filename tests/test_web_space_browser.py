@@ -206,7 +206,7 @@ def test_admin_defines_a_form_a_member_files_it_and_the_approver_approves(open_p
     editor.locator("tbody tr", has_text="加藤 翔").get_by_role("link", name="慶弔費申請").click()
     editor.wait_for_url(application_url)
     details = editor.get_by_role("region", name="内容").inner_text()
-    assert "加藤 翔" in details and "30000" in details and "祖母の葬儀のため（忌引）" in details
+    assert "加藤 翔" in details and "30,000" in details and "祖母の葬儀のため（忌引）" in details
     with editor.expect_download() as info:
         editor.get_by_role("link", name="会葬礼状.png").click()
     assert Path(info.value.path()).read_bytes() == png
