@@ -139,41 +139,50 @@ def _open_nodes(roots: list[Any], selected: dict[str, Any]) -> set[int]:
     return out
 
 
+def _save(tenant: Any, subject: Any, form: Any, editing: Any = None):  # type: ignore[no-untyped-def]
+    """The compose form's POST, for a new notice and for a draft being edited: preview, back from the confirm step,
+    save, schedule, or send (asked once more first)."""
+    here = (url_for("web.edit", slug=tenant.slug, notice_id=editing.id) if editing else
+            url_for("web.compose", slug=tenant.slug))
+    if form.get("action") == "preview":
+        return _compose_page(tenant, subject, form, preview_html=render(form.get("body", "")) or "", editing=editing)
+    if form.get("action") == "back":  # from the confirm step: the form as it was, nothing written
+        return _compose_page(tenant, subject, form, editing=editing)
+    raw, problems = _notice_body(form)
+    when = form.get("when") if form.get("when") in WHEN else "draft"
+    if problems:
+        return _compose_page(tenant, subject, form, errors=problems, status=422, editing=editing)
+    if editing:
+        raw.setdefault("event", None)  # unticked: the event goes
+        raw["publish_at"] = raw.get("publish_at") if when == "schedule" else None
+    try:
+        body = (NoticePatch() if editing else NoticeIn()).load(raw)
+        if when == "now":
+            # Publishing is its own permission: checked before anything is written.
+            firewall.require(subject, tenant.slug, "notices", "publish")
+            if not form.get("confirmed"):
+                # Sending to hundreds of phones at once is asked once more, with the title and the count.
+                counts = aud.preview(aud.validate(raw["audience"], tenant, subject), tenant)
+                return _confirm_page(tenant, raw["title"], counts, here, carried=_carried(form), back_in_form=True)
+        notice = (service.update_notice(editing, subject, body) if editing else
+                  service.create_notice(tenant, g.user, subject, body))
+    except (ValidationError, APIError) as exc:
+        db.session.rollback()
+        return _compose_page(tenant, subject, form, errors=_fields_of(exc), status=422, editing=editing)
+    if when == "now":
+        service.publish_now(notice, subject)
+    # Sent: watch it arrive. Kept for later: back to the list, where its title opens it again.
+    if notice.status == "published" and firewall.allowed(subject, tenant.slug, "stats", "read"):
+        return redirect(url_for("web.stats", slug=tenant.slug, notice_id=notice.id, done=notice.status))
+    return redirect(url_for("web.notices", slug=tenant.slug, done=notice.status))
+
+
 @bp.route("/t/<slug>/notices/new", methods=["GET", "POST"])
 def compose(slug: str):  # type: ignore[no-untyped-def]
     tenant, subject = access_tenant(slug, "notices", "write")
     if request.method == "GET":
         return _compose_page(tenant, subject, None)
-    form = request.form
-    if form.get("action") == "preview":
-        return _compose_page(tenant, subject, form, preview_html=render(form.get("body", "")) or "")
-    if form.get("action") == "back":  # from the confirm step: the form as it was, nothing written
-        return _compose_page(tenant, subject, form)
-    raw, problems = _notice_body(form)
-    when = form.get("when") if form.get("when") in WHEN else "draft"
-    if problems:
-        return _compose_page(tenant, subject, form, errors=problems, status=422)
-    try:
-        body = NoticeIn().load(raw)
-        if when == "now":
-            # Publishing is its own permission: checked before anything is written.
-            firewall.require(subject, slug, "notices", "publish")
-            if not form.get("confirmed"):
-                # Sending to hundreds of phones at once is asked once more, with the title and the count.
-                counts = aud.preview(aud.validate(raw["audience"], tenant, subject), tenant)
-                return _confirm_page(tenant, raw["title"], counts, url_for("web.compose", slug=slug),
-                                     carried=_carried(form), back_in_form=True)
-        notice = service.create_notice(tenant, g.user, subject, body)
-    except (ValidationError, APIError) as exc:
-        db.session.rollback()
-        return _compose_page(tenant, subject, form, errors=_fields_of(exc), status=422)
-    if when == "now":
-        service.publish_now(notice, subject)
-    # Sent: watch it arrive. Kept for later: back to the list, where its title opens it again.
-    watch = notice.status == "published" and firewall.allowed(subject, slug, "stats", "read")
-    target = "web.stats" if watch else "web.notices"
-    args = {"slug": slug, "notice_id": notice.id} if target == "web.stats" else {"slug": slug}
-    return redirect(url_for(target, **args, done=notice.status))
+    return _save(tenant, subject, request.form)
 
 
 def _form_of(notice: Any) -> MultiDict:
@@ -199,37 +208,11 @@ def _form_of(notice: Any) -> MultiDict:
 def edit(slug: str, notice_id: int):  # type: ignore[no-untyped-def]
     """Open, change, reschedule or send a draft or a scheduled notice, on the compose page."""
     tenant, notice = service.access_notice(slug, notice_id)
-    subject = g.subject
     if notice.status not in ("draft", "scheduled"):
         return redirect(url_for("web.notices", slug=slug))
     if request.method == "GET":
-        return _compose_page(tenant, subject, _form_of(notice), editing=notice)
-    form = request.form
-    if form.get("action") == "preview":
-        return _compose_page(tenant, subject, form, preview_html=render(form.get("body", "")) or "", editing=notice)
-    if form.get("action") == "back":
-        return _compose_page(tenant, subject, form, editing=notice)
-    raw, problems = _notice_body(form)
-    when = form.get("when") if form.get("when") in WHEN else "draft"
-    if problems:
-        return _compose_page(tenant, subject, form, errors=problems, status=422, editing=notice)
-    raw.setdefault("event", None)  # unticked: the event goes
-    raw["publish_at"] = raw.get("publish_at") if when == "schedule" else None
-    try:
-        body = NoticePatch().load(raw)
-        if when == "now":
-            firewall.require(subject, slug, "notices", "publish")
-            if not form.get("confirmed"):
-                counts = aud.preview(aud.validate(raw["audience"], tenant, subject), tenant)
-                return _confirm_page(tenant, raw["title"], counts, url_for("web.edit", slug=slug, notice_id=notice_id),
-                                     carried=_carried(form), back_in_form=True)
-        service.update_notice(notice, subject, body)
-    except (ValidationError, APIError) as exc:
-        db.session.rollback()
-        return _compose_page(tenant, subject, form, errors=_fields_of(exc), status=422, editing=notice)
-    if when == "now":
-        service.publish_now(notice, subject)
-    return redirect(url_for("web.notices", slug=slug, done=notice.status))
+        return _compose_page(tenant, g.subject, _form_of(notice), editing=notice)
+    return _save(tenant, g.subject, request.form, editing=notice)
 
 
 @bp.route("/t/<slug>/notices/<int:notice_id>/delete", methods=["POST"])
