@@ -27,7 +27,7 @@ TENANT = "tenant in path"  # /tenants/<slug>/..., /t/<slug>/...: whatever the te
 
 OWNERS: list[tuple[str, str]] = [
     (r"^/(healthz|readyz|offline|sw\.js|manifest\.webmanifest)?$", PUBLIC),
-    (r"^/(static|lang)/", PUBLIC),
+    (r"^/(static|lang|text-size)/", PUBLIC),
     (r"^/(signin|signout|signin/help)$", PUBLIC),
     (r"^(/api/v1)?/register/<token>$", PUBLIC),
     (r"^/account/<token>$", PUBLIC),  # an officer's one-time reset or activation link: the token is the permission
@@ -122,7 +122,7 @@ def _snapshot(app) -> dict[str, int]:  # type: ignore[no-untyped-def]
 def _cases(app, values) -> list[tuple[str, str, str, str]]:  # type: ignore[no-untyped-def]
     out = []
     for rule, method in _routes(app):
-        if rule in SESSION or rule.startswith("/static") or rule.startswith("/lang"):
+        if rule in SESSION or rule.startswith(("/static", "/lang", "/text-size")):
             continue
         for concrete in _any_expanded(rule):
             for path in _filled(concrete, PARAM, values):

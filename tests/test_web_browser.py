@@ -147,6 +147,47 @@ def test_a_draft_opens_from_its_title_is_edited_and_deleted(open_page, served):
     assert page.get_by_role("link", name="定期大会の準備（第2版）").count() == 0
 
 
+def test_text_size_is_kept_on_this_device_across_pages_and_nothing_overflows(open_page, served):
+    page = open_page({"width": 360, "height": 740})
+    sign_in(page, "union-a", "a1")
+    base = page.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)")
+    page.locator("#text-size").get_by_role("link", name="特大").click()
+    for path in ("/inbox", "/settings", "/t/union-a/applications", "/signin/help"):
+        page.goto(path)
+        size = page.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)")
+        assert size == base * 1.5, (path, size, base)
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, (path, overflow)
+        expect(page.locator("#text-size [aria-current]")).to_have_text("特大")
+    shoot(page, "inbox-xlarge")
+    page.locator("#text-size").get_by_role("link", name="標準").click()
+    assert page.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)") == base
+
+
+PAGES_AT_360 = {
+    ("fed", "staff"): ("/t/fed/notices", "/t/fed/notices/new", "/t/fed/units", "/settings"),
+    ("union-a", "aadmin"): ("/t/union-a/notices", "/t/union-a/members", "/t/union-a/members/import",
+                            "/t/union-a/units", "/t/union-a/roles", "/t/union-a/cascade", "/t/union-a/relay",
+                            "/t/union-a/documents", "/t/union-a/surveys", "/t/union-a/applications",
+                            "/t/union-a/invitations", "/t/union-a/ballots"),
+    ("union-a", "a1"): ("/inbox", "/settings", "/settings/password", "/t/union-a/documents"),
+    ("platform", "aud"): ("/audit/check", "/audit/who-can", "/audit/exposure", "/audit/log"),
+}
+
+
+@pytest.mark.parametrize("who", sorted(PAGES_AT_360))
+def test_no_page_scrolls_sideways_on_a_360_px_phone(open_page, served, who):
+    page = open_page({"width": 360, "height": 740})
+    sign_in(page, *who)
+    wide = []
+    for path in PAGES_AT_360[who]:
+        page.goto(path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        if overflow > 0:
+            wide.append((path, overflow))
+    assert not wide, wide
+
+
 def test_opted_in_member_sees_it_and_presses_attend_after_the_sharing_note(open_page, served):
     notice_id = served.publish("連合会館での秋季セミナー")
     page = open_page()

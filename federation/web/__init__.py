@@ -61,7 +61,8 @@ def _forms_carry_their_token() -> Any:
 def _page_context() -> dict[str, Any]:
     from federation.web.nav import navigation
 
-    return {"nav": navigation(), "me": g.get("user"), "locale": i18n.select_locale()}
+    return {"nav": navigation(), "me": g.get("user"), "locale": i18n.select_locale(),
+            "text_size": i18n.select_text_size(), "text_sizes": i18n.TEXT_SIZES}
 
 
 @bp.after_request

@@ -179,3 +179,16 @@ CSV_COLUMN_LABELS = {
 def csv_column(key: str) -> str:
     """A member CSV column as the import page names it."""
     return str(CSV_COLUMN_LABELS.get(key, key))
+
+
+# The reader's text size, per device: the root font size every rem follows.
+TEXT_SIZE_COOKIE = "musubi_text"
+TEXT_SIZES = {"standard": lazy_gettext("Standard"), "large": lazy_gettext("Large"),
+              "xlarge": lazy_gettext("Extra large")}
+
+
+def select_text_size() -> str:
+    from flask import request
+
+    size = request.cookies.get(TEXT_SIZE_COOKIE, "standard")
+    return size if size in TEXT_SIZES else "standard"

@@ -115,6 +115,15 @@ def switch_language(code: str):  # type: ignore[no-untyped-def]
     return resp
 
 
+@bp.route("/text-size/<size>")
+def switch_text_size(size: str):  # type: ignore[no-untyped-def]
+    """標準 / 大 / 特大 in the footer: kept on this device (many members are older, and phones are small)."""
+    resp = redirect(_local_path(request.args.get("next")) or url_for("web.home"))
+    if size in i18n.TEXT_SIZES:
+        resp.set_cookie(i18n.TEXT_SIZE_COOKIE, size, max_age=365 * 86400, samesite="Lax", path="/")
+    return resp
+
+
 # --- the member's own pages ---------------------------------------------------------------------------------------
 
 @bp.route("/")
