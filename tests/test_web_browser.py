@@ -250,7 +250,10 @@ def test_opted_out_member_does_not_see_it_until_the_union_admin_relays_it(open_p
 def test_auditor_checks_the_federation_and_sees_a_denial_with_its_reason(open_page, served):
     page = open_page(DESKTOP)
     sign_in(page, "platform", "aud")
-    page.get_by_label("主体").fill("user:fed/staff")
+    # The subject is picked, not typed in the firewall's notation: a person, their federation, their number.
+    page.get_by_label("個人", exact=True).check()
+    page.get_by_label("所属する組合・産別").select_option("fed")
+    page.get_by_label("社員番号またはメールアドレス（個人のとき）").fill("staff")
     page.get_by_label("テナント").select_option("union-a")
     page.get_by_label("対象").select_option("notices")
     page.get_by_label("操作").select_option("read")

@@ -654,3 +654,21 @@ def test_nobody_but_its_editors_opens_or_deletes_a_draft(world, app, who):
     assert other.post(f"/t/fed/notices/{draft['id']}/edit", compose_form(audience_all="1", title="書き換え",
                                                                          when="draft")).status_code in (403, 404)
     assert [n["title"] for n in _notices(world)] == ["本部の下書き"]
+
+
+def test_the_auditor_picks_the_subject_and_the_hint_names_tenants_that_exist(world, app):
+    auditor = Browser(app, "platform", "aud")
+    page = auditor.text("/audit")
+    hint = re.search(r'<p class="hint" id="subject-hint">(.*?)</p>', page, re.S).group(1)
+    named = set(re.findall(r"[@:]([a-z0-9-]+)[/<]", hint))
+    with app.app_context():
+        from tenants.reads import all_tenants
+
+        slugs = {t.slug for t in all_tenants()}
+    assert named and named <= slugs, hint  # every example names a tenant that exists
+    picked = auditor.text("/audit?who_kind=user&who_tenant=fed&who_login=staff&tenant=union-a&object=notices"
+                          "&action=read")
+    assert 'data-verdict="deny"' in picked and "user:fed/staff" in picked
+    role = auditor.text("/audit?who_kind=role&who_role=union_admin&who_tenant=union-a&tenant=union-a"
+                        "&object=members&action=write")
+    assert 'data-verdict="allow"' in role and "role:union_admin@union-a" in role

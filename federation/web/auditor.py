@@ -15,7 +15,7 @@ from federation.access import access_tenant
 from federation.audit import chain, queries
 from federation.audit import entries as audit_entries
 from federation.errors import APIError
-from federation.firewall.templates import ACTIONS, OBJECTS
+from federation.firewall.templates import ACTIONS, GRANTABLE, OBJECTS
 from federation.pagination import page_key
 from federation.web import bp
 from tenants.reads import all_tenants, tenant_names
@@ -75,6 +75,8 @@ def _reason(result: dict[str, Any]) -> Markup:
 def audit_check():  # type: ignore[no-untyped-def]
     _auditor()
     q = {k: (request.args.get(k) or "").strip() for k in ("subject", "tenant", "object", "action")}
+    picked = {k: (request.args.get(k) or "").strip() for k in ("who_kind", "who_tenant", "who_login", "who_role")}
+    q["subject"] = q["subject"] or _picked_subject(picked)
     result = error = None
     if all(q.values()):
         try:
@@ -85,8 +87,31 @@ def audit_check():  # type: ignore[no-untyped-def]
             result["reason_text"] = _reason(result)
             for near in result.get("nearest", []):
                 near["missing_text"] = [_missing_text(m) for m in near["missing"]]
-    return render_template("web/audit_check.html", q=q, result=result, error=error, tenants=all_tenants(),
+    tenants = all_tenants()
+    return render_template("web/audit_check.html", q=q, picked=picked, result=result, error=error, tenants=tenants,
+                           roles_by_kind=GRANTABLE, example=_example_subjects(tenants),
                            objects=OBJECTS, actions=ACTIONS), 422 if error else 200
+
+
+def _picked_subject(picked: dict[str, str]) -> str:
+    """The subject built from the pickers: a person (tenant, then login id) or a role (optionally of a tenant)."""
+    if picked["who_kind"] == "user" and picked["who_tenant"] and picked["who_login"]:
+        return f"user:{picked['who_tenant']}/{picked['who_login']}"
+    if picked["who_kind"] == "role" and picked["who_role"]:
+        return f"role:{picked['who_role']}" + (f"@{picked['who_tenant']}" if picked["who_tenant"] else "")
+    return ""
+
+
+def _example_subjects(tenants: list[Any]) -> list[str]:
+    """Examples for the raw subject field, from tenants that exist."""
+    out = []
+    fed = next((t for t in tenants if t.kind == "federation"), None)
+    union = next((t for t in tenants if t.kind == "union"), None)
+    if fed:
+        out.append(f"role:fed_editor@{fed.slug}")
+    if union:
+        out += [f"user:{union.slug}/LOGIN_ID", f"role:union_admin@{union.slug}"]
+    return out
 
 
 @bp.route("/audit/who-can")
