@@ -371,3 +371,23 @@ def test_survey_pages_show_no_untranslated_english_in_japanese_mode(world: World
         if words:
             leftovers[name] = sorted(words)
     assert leftovers == {}, json.dumps(leftovers, ensure_ascii=False)
+
+
+def test_the_inbox_lists_open_surveys_waiting_for_the_members_answer(world: World, app: Flask) -> None:
+    s = api_survey(world)
+    api_survey(world, title="来月のアンケート", opens_at=_when(3), closes_at=_when(9))
+    api_survey(world, title="終わったアンケート", opens_at=_when(-9), closes_at=_when(-1))
+    member = Browser(app, "union-a", "a1")
+    inbox = member.text("/inbox")
+    todo = re.search(r'<section class="card todo".*?</section>', inbox, re.S)
+    assert todo and TITLE in todo.group(0) and "未回答のアンケート" in todo.group(0)
+    assert "来月のアンケート" not in inbox and "終わったアンケート" not in inbox
+    assert f'href="{LIST}/{s["id"]}"' in todo.group(0)
+    q = [x["id"] for x in s["questions"]]
+    member.post(f"{LIST}/{s['id']}/answers", {f"q{q[0]}": "1", f"q{q[1]}": ["0"]})
+    assert 'class="card todo"' not in member.text("/inbox")  # answered: nothing waits any more
+    # Another member of the union still has it; union B's members and the federation never see union A's survey.
+    assert TITLE in Browser(app, "union-a", "a2").text("/inbox")
+    for who in (("union-b", "b1"), ("fed", "staff")):
+        page = Browser(app, *who).get("/inbox").get_data(as_text=True)
+        assert TITLE not in page and 'class="card todo"' not in page

@@ -146,8 +146,14 @@ def inbox_view():  # type: ignore[no-untyped-def]
     page = inbox.inbox_page(g.caller, subject, limit=INBOX_PAGE, after=after)
     next_cursor = encode_cursor(page["cursor"][0].isoformat(), page["cursor"][1]) if page["cursor"] else None
     may_relay = subject.kind == "union" and firewall.allowed(subject, subject.tenant, "notices", "relay")
+    # What waits for the member's own answer, above the notices: the union's open surveys not yet answered.
+    surveys_waiting = []
+    if subject.kind == "union" and cursor is None and firewall.allowed(subject, subject.tenant, "surveys", "write"):
+        from federation.space.surveys import service as surveys
+
+        surveys_waiting = surveys.waiting_for(g.user.tenant, g.user)
     return render_template("web/inbox.html", items=page["items"], unread=page["unread"], next_cursor=next_cursor,
-                           may_relay=may_relay)
+                           may_relay=may_relay, surveys_waiting=surveys_waiting)
 
 
 @bp.route("/notices/<int:notice_id>")

@@ -54,6 +54,17 @@ def answered_among(surveys: list[Survey], user: User) -> set[int]:
         SurveyParticipant.user_id == user.id, SurveyParticipant.survey_id.in_(ids))).scalars())
 
 
+def waiting_for(tenant: Tenant, user: User) -> list[Survey]:
+    """The open surveys of the member's union they have not answered yet, closing soonest first: what the inbox
+    lists under 要対応."""
+    now = utcnow()
+    answered = select(SurveyParticipant.survey_id).where(SurveyParticipant.user_id == user.id)
+    return list(db.session.execute(
+        select(Survey).where(Survey.tenant_id == tenant.id, Survey.opens_at <= now, Survey.closes_at > now,
+                             Survey.id.not_in(answered))
+        .order_by(Survey.closes_at, Survey.id)).scalars())
+
+
 def is_open(survey: Survey) -> bool:
     return survey.opens_at <= utcnow() < survey.closes_at
 
