@@ -313,3 +313,16 @@ def open_page(chromium, served):  # type: ignore[no-untyped-def]
     yield make
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def push_service(app):  # type: ignore[no-untyped-def]
+    """The local push service (the real protocol: encrypted messages, VAPID), for tests of who gets a push."""
+    from devtools.local_push import LocalPushService
+    from federation.push import vapid
+
+    vapid.forget()  # the signing key is cached per process; this test's instance folder has its own
+    vapid.generate(app.config["MUSUBI"].vapid_file)
+    with LocalPushService() as service:
+        yield service
+    vapid.forget()

@@ -253,3 +253,51 @@ def _all_404(world, tenant, login, kind, app):  # type: ignore[no-untyped-def]
 def test_anonymous_is_401(world):
     assert world.anonymous().get(f"{A}/applications").status_code == 401
     assert world.anonymous().post(f"{A}/application-types", json=KEICHO).status_code == 401
+
+
+def test_the_applicant_alone_gets_a_push_when_an_approver_decides(world, push_service):  # type: ignore[no-untyped-def]
+    import json
+
+    from federation import jobs
+
+    devices = {}
+    for tenant, login_id in (("union-a", "a1"), ("union-a", "a2"), ("union-a", "aadmin"), ("union-b", "b1")):
+        sub = push_service.new_subscription()
+        assert world.as_(tenant, login_id).post("/api/v1/me/push-subscriptions", json=sub).status_code == 201
+        devices[login_id] = sub["endpoint"]
+    jobs.drain()
+    before = len(push_service.messages())
+    app = file(world, make_type(world)["id"])
+    jobs.drain()
+    assert len(push_service.messages()) == before  # filing tells nobody's phone
+    r = world.as_("union-a", "aadmin").post(f"{A}/applications/{app['id']}/reject",
+                                            json={"comment": "会葬礼状の写しを添えてください"})
+    assert r.status_code == 200, r.get_json()
+    jobs.drain()
+    got = [(m.endpoint, json.loads(m.payload)) for m in push_service.messages()[before:]]
+    assert [e for e, _ in got] == [devices["a1"]]
+    payload = got[0][1]
+    assert payload["kind"] == "application_decision" and payload["title"] == "慶弔費申請"
+    assert "却下" in payload["excerpt"] and "会葬礼状" not in json.dumps(payload, ensure_ascii=False)
+    assert payload["url"] == f"/t/union-a/applications/{app['id']}"
+
+
+def test_no_push_for_a_decision_that_no_longer_holds(world, push_service, app):  # type: ignore[no-untyped-def]
+    # The job reads the application again: a decision undone before it runs (here, the row changed) sends nothing.
+    from federation import jobs
+    from federation.extensions import db
+    from federation.space.applications.models import Application
+    from federation.space.applications.notify import push_decision
+
+    sub = push_service.new_subscription()
+    assert world.as_("union-a", "a1").post("/api/v1/me/push-subscriptions", json=sub).status_code == 201
+    filed = file(world, make_type(world)["id"])
+    jobs.drain()
+    before = len(push_service.messages())
+    with app.app_context():
+        push_decision(filed["id"], "approved")  # still pending: nothing to say
+        db.session.get(Application, filed["id"]).status = "approved"
+        db.session.commit()
+        push_decision(filed["id"], "rejected")  # the status differs from the one the job was queued for
+    jobs.drain()
+    assert len(push_service.messages()) == before

@@ -264,17 +264,6 @@ def test_huge_or_unknown_ids_are_404_not_500(shared_world: World) -> None:
 
 # --- reminders --------------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def push_service(app):  # type: ignore[no-untyped-def]
-    from devtools.local_push import LocalPushService
-    from federation.push import vapid
-
-    vapid.forget()  # the signing key is cached per process; this test's instance folder has its own
-    vapid.generate(app.config["MUSUBI"].vapid_file)
-    with LocalPushService() as service:
-        yield service
-    vapid.forget()
-
 
 def test_reminder_reaches_only_members_who_have_not_answered(world: World,
                                                             push_service) -> None:  # type: ignore[no-untyped-def]

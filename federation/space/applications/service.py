@@ -206,6 +206,9 @@ def decide(tenant: Tenant, subject: Subject, actor: User, app: Application, *, a
     else:
         after = "approved"
     _step(app, actor, before, after, comment.strip())
+    from federation.space.applications.notify import after_decision
+
+    after_decision(app)  # queued for after the commit: the applicant hears of it on their phone
     db.session.commit()
     return app
 
