@@ -151,4 +151,4 @@ def _tallied_ballot(aadmin, a1, base: str) -> int:  # type: ignore[no-untyped-de
 
 
 # Page parameters that differ in name from the API's.
-PAGE_VALUES = {"code": ["ja", "en"], "filename": ["css/musubi.css"]}
+PAGE_VALUES = {"code": ["ja", "en"], "filename": ["css/musubi.css"], "size": ["standard", "large", "xlarge", "huge"]}

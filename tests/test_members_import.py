@@ -85,7 +85,7 @@ def test_a_dry_run_of_a_good_file_changes_nothing(world, app, tmp_path):
 
 @pytest.mark.parametrize("content,needle", [
     (b"", "empty"),
-    ("名前だけ\n山田\n".encode(), "header needs"),
+    ("名前だけ\n山田\n".encode(), "the first line needs the columns 社員番号 (employee_number)"),
     ("社員番号,氏名,よみ\n".encode(), "no member rows"),
     (b"\xff\xfe\x00\x81\x00garbage", "neither UTF-8 nor Shift_JIS"),
 ])

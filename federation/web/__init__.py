@@ -61,8 +61,13 @@ def _forms_carry_their_token() -> Any:
 def _page_context() -> dict[str, Any]:
     from federation.web.nav import navigation
 
-    return {"nav": navigation(), "me": g.get("user"), "locale": i18n.select_locale(),
-            "text_size": i18n.select_text_size(), "text_sizes": i18n.TEXT_SIZES}
+    return {"nav": navigation(), "me": g.get("user"), "locale": i18n.select_locale()}
+
+
+@bp.app_context_processor
+def _reader_context() -> dict[str, Any]:
+    # Every page that extends the base layout (the invitation pages are another blueprint) has the text size.
+    return {"text_size": i18n.select_text_size(), "text_sizes": i18n.TEXT_SIZES}
 
 
 @bp.after_request
