@@ -275,6 +275,8 @@ def test_publish_now_asks_once_more_with_the_title_and_the_count(world, app):
 
 
 def test_publishing_a_draft_from_the_list_asks_first(world, app):
+    from federation import jobs
+
     staff = Browser(app, "fed", "staff")
     assert staff.post("/t/fed/notices/new", compose_form(audience_all="1", when="draft")).status_code == 302
     (draft,) = _notices(world)
@@ -284,6 +286,7 @@ def test_publishing_a_draft_from_the_list_asks_first(world, app):
     assert [n["status"] for n in _notices(world)] == ["draft"]
     r = staff.post(f"/t/fed/notices/{draft['id']}/publish", {"confirmed": "1"})
     assert r.status_code == 302
+    jobs.drain()  # the cascade it queued runs here, not after the test's database is gone
     assert [n["status"] for n in _notices(world)] == ["published"]
     # Already out: the same refusal as the API's, with or without the confirmation.
     assert staff.post(f"/t/fed/notices/{draft['id']}/publish", {}).status_code == 409
@@ -518,9 +521,9 @@ def test_language_switch_turns_pages_english_and_back(world, app):
     assert member.post("/settings/language", {"language": "en"}, token=False).status_code == 403
     assert member.post("/settings/language", {"language": "en"}).status_code == 302
     page = member.text("/inbox")
-    assert '<html lang="en">' in page and ">Inbox<" in page
+    assert re.search(r'<html lang="en"[ >]', page) and ">Inbox<" in page
     member.get("/lang/ja?next=/inbox")
-    assert '<html lang="ja">' in member.text("/inbox")
+    assert re.search(r'<html lang="ja"[ >]', member.text("/inbox"))
 
 
 def test_devices_can_be_removed_only_by_their_owner(world, app):
