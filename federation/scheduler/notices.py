@@ -109,7 +109,14 @@ def remind_due() -> list[int]:
 
 def tick() -> dict[str, list[int]]:
     return {"published": publish_due(), "requeued": requeue_stuck(), "resumed": resume_unfinished(),
-            "reminded": remind_due(), **ballots_due()}
+            "reminded": remind_due(), **ballots_due(), "surveys_announced": surveys_due()}
+
+
+def surveys_due() -> list[int]:
+    """Surveys whose opening time has come: their members hear of them on their phones."""
+    from federation.space.surveys.reminders import announce_due
+
+    return announce_due()
 
 
 def ballots_due() -> dict[str, list[int]]:

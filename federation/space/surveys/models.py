@@ -34,6 +34,8 @@ class Survey(db.Model):
     closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the push saying it is open went out; claimed once by a conditional UPDATE (see reminders.announce_due).
+    announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (Index("ix_surveys_tenant_created", "tenant_id", "created_at"),)
 

@@ -26,6 +26,9 @@ def create_survey(tenant: Tenant, author: User, body: dict[str, Any]) -> Survey:
     for position, q in enumerate(body["questions"], start=1):
         db.session.add(SurveyQuestion(survey_id=survey.id, position=position, kind=q["kind"], text=q["text"],
                                       options=json.dumps(q["options"], ensure_ascii=False), required=q["required"]))
+    from federation.space.surveys.reminders import announce_if_open
+
+    announce_if_open(survey)
     db.session.commit()
     return survey
 
