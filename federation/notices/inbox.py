@@ -126,6 +126,15 @@ def inbox_page(user: Member, subject: Subject, *, limit: int, after: tuple[datet
     return {"items": items, "cursor": cursor, "unread": unread_count}
 
 
+def awaiting_rsvp(items: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """The meetings and seminars on an inbox page that the member has not said 出席 or 欠席 to, while there is still
+    time (the event has not started): what the inbox lists as 出欠未回答. A notice held for relay is the officers'
+    to pass on, not theirs to answer."""
+    return [item for item in items
+            if item["notice"]["event"] is not None and item["notice"]["event"]["starts_at"] > now
+            and item["reaction"] not in ("attend", "absent") and not item["for_relay"]]
+
+
 @dataclass(frozen=True)
 class Target:
     """A notice in this member's inbox, with what they already did with it: all a read mark or a stamp needs, in

@@ -21,6 +21,7 @@ from flask_babel import gettext as _
 
 from federation.auth.service import COOKIE, end_session, require_caller, sign_in
 from federation.errors import APIError
+from federation.extensions import utcnow
 from federation.firewall import firewall
 from federation.notices import inbox, reads
 from federation.notices.models import STAMPS
@@ -152,8 +153,10 @@ def inbox_view():  # type: ignore[no-untyped-def]
         from federation.space.surveys import service as surveys
 
         surveys_waiting = surveys.waiting_for(g.user.tenant, g.user)
+    rsvp_waiting = inbox.awaiting_rsvp(page["items"], utcnow()) if cursor is None else []
     return render_template("web/inbox.html", items=page["items"], unread=page["unread"], next_cursor=next_cursor,
-                           may_relay=may_relay, surveys_waiting=surveys_waiting)
+                           may_relay=may_relay, surveys_waiting=surveys_waiting,
+                           rsvp_waiting={item["notice"]["id"] for item in rsvp_waiting}, rsvp_list=rsvp_waiting)
 
 
 @bp.route("/notices/<int:notice_id>")
