@@ -50,7 +50,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedWorld]:
 
 
 def menu(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    page.get_by_role("navigation", name="メインメニュー").get_by_role("link", name=name, exact=True).click()
+    """Open a page from the menu as a person would: on a phone from the bottom bar, or behind its メニュー."""
+    nav = page.get_by_role("navigation", name="メインメニュー")
+    link = nav.get_by_role("link", name=name, exact=True)
+    if not link.is_visible():
+        nav.get_by_text("メニュー", exact=True).click()
+    link.click()
 
 
 def assert_on_phone_screen(locator) -> None:  # type: ignore[no-untyped-def]

@@ -239,7 +239,21 @@
     });
   }
 
+  // The bottom bar's メニュー closes on a tap elsewhere or on Escape, as a phone menu does.
+  function setupMenu(menu) {
+    document.addEventListener("click", function (event) {
+      if (menu.open && !menu.contains(event.target)) menu.open = false;
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && menu.open) {
+        menu.open = false;
+        menu.querySelector("summary").focus();
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll(".bar-more").forEach(setupMenu);
     document.querySelectorAll("[data-push]").forEach(setupPush);
     document.querySelectorAll("[data-compose]").forEach(function (form) {
       setupToggles(form);
