@@ -137,7 +137,27 @@ def test_service_worker_shows_a_real_push_and_closes_it_on_retraction(served):
                                                           "data": retraction.payload.decode("utf-8")})
             _wait(lambda: page.evaluate(NOTIFICATIONS) == [], what="the notification to close")
 
+            # A survey that opens pushes too; the notification leads to it, and the inbox lists it as waiting.
+            survey = served.api("union-a", "aadmin").call("POST", "/api/v1/tenants/union-a/surveys", {
+                "title": "年末一時金アンケート", "anonymous": True, "opens_at": "2026-01-01T00:00:00+09:00",
+                "closes_at": "2099-01-01T00:00:00+09:00",
+                "questions": [{"kind": "single", "text": "要求額は妥当ですか", "options": ["はい", "いいえ"]}]})
+            opened = _wait(lambda: [m for m in push.messages(subscription["endpoint"])
+                                    if json.loads(m.payload)["kind"] == "survey_opened"], what="the survey's push")[0]
+            cdp.send("ServiceWorker.deliverPushMessage", {"origin": served.base,
+                                                          "registrationId": live[-1]["registrationId"],
+                                                          "data": opened.payload.decode("utf-8")})
+            shown = _wait(lambda: page.evaluate(NOTIFICATIONS), what="the survey's notification")
+            assert shown[0]["title"] == "年末一時金アンケート"
+            assert shown[0]["url"] == f"/surveys/{survey['id']}"
+            page.goto(shown[0]["url"])
+            page.wait_for_url(f"**/t/union-a/surveys/{survey['id']}")
+            page.goto("/inbox")
+            todo = page.locator("#todo")
+            assert "未回答のアンケート" in todo.inner_text() and "年末一時金アンケート" in todo.inner_text()
+
             # Turning the switch off removes the device on the server too.
+            page.goto("/settings")
             with page.expect_request(lambda r: r.method == "DELETE" and "push-subscriptions" in r.url):
                 switch.click()
             page.wait_for_selector('[data-push-toggle][aria-checked="false"]')
