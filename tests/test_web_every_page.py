@@ -194,6 +194,23 @@ def _overflow(page) -> int:  # type: ignore[no-untyped-def]
     return int(page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth"))
 
 
+def _narrow_names(page) -> list[int]:  # type: ignore[no-untyped-def]
+    """Widths of the name cells of people tables that a phone squeezed below six characters (a name read one
+    character per line)."""
+    return page.evaluate("""() => [...document.querySelectorAll('table.cards tbody th[scope=row]')]
+        .map(th => Math.round(th.getBoundingClientRect().width)).filter(w => w > 0 && w < 96)""")
+
+
+def _photo(page, path: Path, size: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+    """The whole page in one viewport as tall as the page (up to 4,000 px), so the phone's fixed bottom bar sits at
+    the bottom of the picture rather than across the middle."""
+    height = min(4000, max(size["height"], int(page.evaluate("document.documentElement.scrollHeight"))))
+    page.set_viewport_size({"width": size["width"], "height": height})
+    _next_frame(page)
+    page.screenshot(path=str(path), type="jpeg", quality=70)
+    page.set_viewport_size(size)
+
+
 def _next_frame(page) -> None:  # type: ignore[no-untyped-def]
     page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
 
@@ -222,6 +239,8 @@ def test_every_page_fits_a_phone_has_the_bottom_bar_and_no_serious_accessibility
             _next_frame(page)
             if (wide := _overflow(page)) > 0:
                 problems.append(f"{path}: {wide} px too wide at 360 px")
+            if narrow := _narrow_names(page):
+                problems.append(f"{path}: names squeezed to {narrow} px at 360 px")
             bar, top = page.locator("nav.bar"), page.locator("nav.nav")
             if who is not None:
                 entries = bar.locator(":scope > ul > li")
@@ -232,13 +251,13 @@ def test_every_page_fits_a_phone_has_the_bottom_bar_and_no_serious_accessibility
                 elif not bar.get_by_text("メニュー").is_visible():
                     problems.append(f"{path}: the bottom bar has no メニュー")
             problems += [f"{path} at 360 px: {v}" for v in _serious(page)]
-            page.screenshot(path=str(SHOTS / f"{name}-360.jpg"), full_page=True, type="jpeg", quality=70)
+            _photo(page, SHOTS / f"{name}-360.jpg", PHONE_360)
             page.set_viewport_size(DESKTOP)
             _next_frame(page)
             if who is not None and (bar.is_visible() or not top.is_visible()):
                 problems.append(f"{path}: at 1280 px the top menu should show and the bottom bar hide")
             problems += [f"{path} at 1280 px: {v}" for v in _serious(page)]
-            page.screenshot(path=str(SHOTS / f"{name}-1280.jpg"), full_page=True, type="jpeg", quality=70)
+            _photo(page, SHOTS / f"{name}-1280.jpg", DESKTOP)
     finally:
         context.close()
     assert not problems, "\n".join(problems)
