@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_world import SCREENSHOTS, ServedWorld, browser_missing_reason, sign_in
+from browser_world import PW, SCREENSHOTS, ServedWorld, browser_missing_reason, sign_in
 
 pytestmark = pytest.mark.skipif(browser_missing_reason() is not None, reason=browser_missing_reason() or "")
 
@@ -66,7 +66,7 @@ class PagesWorld(ServedWorld):
                                          {"key": "day", "label": "日付", "kind": "date", "required": True}]})
         ids["application"] = a1.call("POST", "/api/v1/tenants/union-a/applications", {
             "type_id": kind["id"], "values": {"event": "結婚", "day": "2026-12-05"}})["id"]
-        r = aadmin.session.post(f"{self.base}/api/v1/tenants/union-a/documents", data={"title": "第80回定期大会 議案書"},
+        r = aadmin.session.post(f"{self.base}/api/v1/tenants/union-a/documents", data={"title": "定期大会 議案書"},
                                 files={"file": ("議案書.pdf", one_page_pdf("議案書"), "application/pdf")}, timeout=30)
         assert r.status_code == 201, r.text
         ids["document"] = r.json()["id"]
@@ -82,6 +82,15 @@ class PagesWorld(ServedWorld):
             "title": "役員選挙", "kind": "election", "options": [{"label": "渡辺 恵"}, {"label": "青木 健"}],
             "opens_at": "2026-01-01T00:00:00+09:00", "closes_at": "2099-01-01T00:00:00+09:00"})["id"]
         ids["tallied"] = self._tallied_ballot(aadmin, a1)
+        # Two more unions on the council whose slugs sort the other way from their readings (50音).
+        fadmin = self.api("fed", "fadmin")
+        for slug, name, kana in (("z-union", "相川通信労働組合", "あいかわつうしんろうどうくみあい"),
+                                 ("a-union", "若葉建設労働組合", "わかばけんせつろうどうくみあい")):
+            self.cli("tenant", "create", slug, "--name", name, "--kind", "union", "--kana", kana)
+            self.cli("user", "create", slug, "admin", "--name", "執行 委員", "--kana", "しっこう いいん",
+                     "--password", PW, "--role", "union_admin")
+            fadmin.call("POST", "/api/v1/federations/fed/affiliations", {"union": slug, "council_id": ids["council"]})
+            self.api(slug, "admin").call("POST", f"/api/v1/unions/{slug}/affiliation/accept")
         reset = aadmin.call("POST", "/api/v1/tenants/union-a/members/a3/reset")
         self.reset_path = "/" + reset["reset_url"].split("/", 3)[3]
 
@@ -314,5 +323,22 @@ def test_the_bottom_bar_leads_to_the_rest_through_its_menu(chromium, served):
         mine = [t.strip() for t in other.locator("nav.bar > ul > li > a").all_inner_texts()]
         assert mine == ["受信箱", "申請", "アンケート", "文書"], mine
         other.context.close()
+    finally:
+        context.close()
+
+
+def test_unions_are_offered_in_50_on_order_of_their_reading(chromium, served):
+    context = chromium.new_context(viewport=DESKTOP, locale="ja-JP", base_url=served.base)
+    page = context.new_page()
+    try:
+        sign_in(page, "fed", "staff")
+        page.goto("/t/fed/notices/new")
+        for summary in page.locator("details[data-branch] > summary").all():
+            if summary.is_visible():
+                summary.click()
+        names = ["A通信労働組合", "B建設労働組合", "相川通信労働組合", "若葉建設労働組合"]
+        shown = [t.strip() for t in page.locator("details[data-branch] label").all_inner_texts()]
+        # Romaji slugs would give a-union (若葉), union-a, union-b, z-union (相川); the readings give this.
+        assert [n for t in shown for n in names if t.startswith(n)] == names, shown
     finally:
         context.close()
