@@ -46,8 +46,12 @@ def request_reminder(survey: Survey) -> int:
     return members
 
 
-@job
-def push_survey_reminder(survey_id: int) -> None:
+# What each push says, and the key that keeps a retried job from sending it twice.
+LINES = {"survey_reminder": ("アンケートへのご回答をお願いします", ""),
+         "survey_opened": ("新しいアンケートが届きました。ご回答をお願いします", "-opened")}
+
+
+def _push(survey_id: int, kind: str) -> None:
     survey = db.session.get(Survey, survey_id)
     if survey is None or not service.is_open(survey):
         return
@@ -55,9 +59,14 @@ def push_survey_reminder(survey_id: int) -> None:
     if tenant is None:
         return
     users = _may_answer(tenant, not_answered(survey))
-    payload = message_payload("survey_reminder", survey.title, "アンケートへのご回答をお願いします",
-                              f"/surveys/{survey.id}", tenant.name)
-    send_to_users(users, payload, topic=f"s{survey.id}", ttl=TTL, job_key=f"s{survey.id}")
+    line, key = LINES[kind]
+    payload = message_payload(kind, survey.title, line, f"/surveys/{survey.id}", tenant.name)
+    send_to_users(users, payload, topic=f"s{survey.id}", ttl=TTL, job_key=f"s{survey.id}{key}")
+
+
+@job
+def push_survey_reminder(survey_id: int) -> None:
+    _push(survey_id, "survey_reminder")
 
 
 # --- the push when a survey opens ----------------------------------------------------------------------------------
@@ -90,13 +99,4 @@ def announce_due() -> list[int]:
 
 @job
 def push_survey_opened(survey_id: int) -> None:
-    survey = db.session.get(Survey, survey_id)
-    if survey is None or not service.is_open(survey):
-        return
-    tenant = db.session.get(Tenant, survey.tenant_id)
-    if tenant is None:
-        return
-    users = _may_answer(tenant, not_answered(survey))
-    payload = message_payload("survey_opened", survey.title, "新しいアンケートが届きました。ご回答をお願いします",
-                              f"/surveys/{survey.id}", tenant.name)
-    send_to_users(users, payload, topic=f"s{survey.id}", ttl=TTL, job_key=f"s{survey.id}-opened")
+    _push(survey_id, "survey_opened")
