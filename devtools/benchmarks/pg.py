@@ -17,6 +17,8 @@ from psycopg import sql
 
 ADMIN_URL = os.environ.get("MUSUBI_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("MUSUBI_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+# Put before every scratch database's name, for a server whose databases are shared by several checkouts.
+NAME_PREFIX = os.environ.get("MUSUBI_BENCH_DATABASE_PREFIX", "")
 
 
 def fresh_database(name: str) -> str:
@@ -111,6 +113,7 @@ def scratch_app(db_name: str, *, redis: bool = False) -> Iterator[Scratch]:
     process started through the Scratch stopped and the database dropped afterwards."""
     from devtools.bench import scratch_env
 
+    db_name = NAME_PREFIX + db_name
     url = fresh_database(db_name)
     scratch: Scratch | None = None
     try:

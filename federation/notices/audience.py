@@ -154,6 +154,26 @@ def count_members(union_id: int, unit_paths: tuple[str, ...]) -> int:
     return db.session.execute(select(func.count()).select_from(sub)).scalar_one()
 
 
+def count_members_by_union(union_ids: list[int]) -> dict[int, int]:
+    """The active users of each of the unions, in one grouped query (a union with none is absent)."""
+    if not union_ids:
+        return {}
+    return dict(db.session.execute(
+        select(User.tenant_id, func.count()).where(User.tenant_id.in_(union_ids), User.status == "active")
+        .group_by(User.tenant_id)).all())
+
+
+def count_union_admins_by_union(union_ids: list[int]) -> dict[int, int]:
+    """The active union admins of each of the unions, in one grouped query (a union with none is absent)."""
+    if not union_ids:
+        return {}
+    return dict(db.session.execute(
+        select(RoleGrant.tenant_id, func.count(func.distinct(RoleGrant.user_id)))
+        .join(User, User.id == RoleGrant.user_id)
+        .where(RoleGrant.tenant_id.in_(union_ids), RoleGrant.role == "union_admin", User.status == "active")
+        .group_by(RoleGrant.tenant_id)).all())
+
+
 def count_union_admins(union_id: int) -> int:
     return db.session.execute(
         select(func.count(func.distinct(RoleGrant.user_id))).join(User, User.id == RoleGrant.user_id)

@@ -15,7 +15,7 @@ import logging
 from flask import current_app
 from sqlalchemy import func, select, union_all
 
-from federation.audit.chain import record
+from federation.audit.chain import record, record_many
 from federation.auth.service import subject_of
 from federation.dbutil import insert_ignore
 from federation.extensions import db, utcnow
@@ -29,7 +29,7 @@ from tenants.models import RoleGrant, Tenant, User
 
 log = logging.getLogger("musubi.cascade")
 
-CHUNK_UNIONS = 50
+CHUNK_UNIONS = 250  # a chunk costs a few statements whatever its size; two chunks at 200,000 members, ten at 1,000,000
 
 
 # --- whom a notice may reach now ------------------------------------------------------------------------------------
@@ -139,34 +139,43 @@ def deliver_chunk(notice_id: int, chunk: int, union_ids: list[int]) -> None:
     snap = firewall.current()  # the policy as it is now, not as it was at publish time (F2, F7)
     origin = notice.tenant.slug
     may_publish = author_may_publish(snap, notice)
-    targets = [t for t in audience.resolve(notice.audience, notice.tenant) if t.union_id in set(union_ids)]
-    delivered = 0
-    new_ids: list[int] = []
-    touched: list[int] = []
-    for target in targets if may_publish else []:
-        mode = union_mode(snap, author, target.union)
+    wanted = set(union_ids)
+    targets = [t for t in audience.resolve(notice.audience, notice.tenant) if t.union_id in wanted]
+    # The firewall decides per union, in memory (F2); the counts and the rows then go in one statement each, so a
+    # chunk costs a handful of round trips however many unions it holds.
+    modes = {t.union_id: union_mode(snap, author, t.union) for t in targets} if may_publish else {}
+    whole = [t.union_id for t in targets if modes.get(t.union_id) == MEMBERS and t.unit_paths == ("",)]
+    member_counts = audience.count_members_by_union(whole)
+    admin_counts = audience.count_union_admins_by_union([u for u, m in modes.items() if m == RELAY])
+    rows: list[dict[str, object]] = []
+    for target in targets:
+        mode = modes.get(target.union_id)
         if mode == MEMBERS:
-            for_relay, scopes = False, {p: audience.count_members(target.union_id, (p,)) for p in target.unit_paths}
+            for_relay, scopes = False, ({"": member_counts.get(target.union_id, 0)} if target.unit_paths == ("",) else
+                                        {p: audience.count_members(target.union_id, (p,)) for p in target.unit_paths})
         elif mode == RELAY:
-            for_relay, scopes = True, {"": audience.count_union_admins(target.union_id)}
+            for_relay, scopes = True, {"": admin_counts.get(target.union_id, 0)}
         else:
             continue
-        recipients = sum(scopes.values())
-        inserted = [
-            row for path, count in scopes.items()
-            if (row := db.session.execute(
-                insert_ignore(Delivery).values(notice_id=notice_id, tenant_id=target.union_id, unit_path=path,
-                                               for_relay=for_relay, recipients=count, delivered_at=utcnow())
-                .returning(Delivery.id)).scalar_one_or_none()) is not None  # None: an earlier run wrote it
-        ]
-        new_ids += inserted
-        delivered += bool(inserted)
-        if inserted:
-            touched.append(target.union_id)
-        if target.union != origin and inserted:
-            record("notice.deliver", actor=author.key, tenant=origin, other_tenant=target.union,
-                   data={"notice_id": notice_id, "mode": "relay" if for_relay else "members",
-                         "recipients": recipients})
+        now = utcnow()
+        rows += [{"notice_id": notice_id, "tenant_id": target.union_id, "unit_path": path, "for_relay": for_relay,
+                  "recipients": count, "delivered_at": now} for path, count in scopes.items()]
+    # Only the rows really inserted come back: those an earlier run of this chunk wrote are neither audited nor
+    # pushed again.
+    inserted = list(db.session.execute(insert_ignore(Delivery).returning(Delivery.id, Delivery.tenant_id),
+                                       rows).all()) if rows else []
+    new_ids = [row.id for row in inserted]
+    touched = sorted({row.tenant_id for row in inserted})
+    delivered = len(touched)
+    recipients: dict[int, int] = {}
+    for r in rows:
+        recipients[r["tenant_id"]] = recipients.get(r["tenant_id"], 0) + r["recipients"]
+    reached = set(touched)
+    entries = [{"other_tenant": t.union,
+                "data": {"notice_id": notice_id, "mode": "relay" if modes[t.union_id] == RELAY else "members",
+                         "recipients": recipients[t.union_id]}}
+               for t in targets if t.union_id in reached and t.union != origin]
+    record_many("notice.deliver", entries, actor=author.key, tenant=origin)
     if not may_publish:
         record("notice.refused", actor=author.key, tenant=origin,
                data={"notice_id": notice_id, "chunk": chunk, "reason": "the author may no longer publish"})
