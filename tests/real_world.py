@@ -70,16 +70,23 @@ def _objects(world: World) -> dict[str, list[str]]:
                                                                     "union admin", "member"))
     A = "/api/v1/tenants/union-a"  # noqa: N806
 
-    def notice(api, slug: str, title: str) -> int:  # type: ignore[no-untyped-def]
+    def notice(api, slug: str, title: str, **extra) -> int:  # type: ignore[no-untyped-def]
         made = _ok(api.post(f"/api/v1/tenants/{slug}/notices", json={
-            "title": title, "body": "本文", "category": "seminar", "audience": {"all": True}}), title)
+            "title": title, "body": "本文", "category": "seminar", "audience": {"all": True}, **extra}), title)
         _ok(api.post(f"/api/v1/tenants/{slug}/notices/{made['id']}/publish"), title)
         return made["id"]
 
     fed_notice = notice(staff, "fed", "連合会セミナー")
-    union_notice = notice(aeditor, "union-a", "A労組 職場集会")
+    union_notice = notice(aeditor, "union-a", "A労組 職場集会", comments=True)
     b_notice = notice(world.as_("union-b", "beditor"), "union-b", "B労組 職場集会")
+    officers_notice = notice(staff, "fed", "書記局から担当役員へ", audience={"officers": True})
     _ok(a1.put(f"/api/v1/me/inbox/{fed_notice}/reaction", json={"stamp": "attend"}), "stamp")
+    # Two-way: a comment in union A's thread, a question of one of its members, its officers' reply.
+    comment = _ok(a1.post(f"{A}/notices/{union_notice}/comments", json={"body": "A労組の職場の声"}), "comment")
+    question = _ok(a1.post(f"{A}/notices/{fed_notice}/comments", json={"body": "A労組からの質問", "consent": True}),
+                   "question")
+    officer_reply = _ok(aadmin.post(f"{A}/notices/{officers_notice}/comments", json={"body": "A労組の役員の返信"}),
+                        "officers' reply")
     doc = _ok(aeditor.post(f"{A}/documents", data={
         "title": "議案書", "file": (io.BytesIO(one_page_pdf("議案書")), "議案書.pdf", "application/pdf")},
         content_type="multipart/form-data"), "document")
@@ -110,7 +117,8 @@ def _objects(world: World) -> dict[str, list[str]]:
         "slug": ["fed", "union-a", "union-b", "platform"],
         "fed": ["fed"],
         "union": ["union-a"],
-        "notice_id": [str(fed_notice), str(union_notice), str(b_notice)],
+        "notice_id": [str(fed_notice), str(union_notice), str(b_notice), str(officers_notice)],
+        "comment_id": [str(comment["id"]), str(question["id"]), str(officer_reply["id"])],
         "document_id": [str(doc["id"])],
         "survey_id": [str(survey["id"])],
         "app_id": [str(application["id"])],

@@ -601,7 +601,7 @@ def test_inbox_pagination_boundaries_and_unread_counts(world):
     assert read == {ids[0], ids[3]}
     assert world.as_("union-a", "a2").get("/api/v1/me/inbox").get_json()["unread"] == 6
     # The brief shows no author account and no audience.
-    assert set(page["items"][0]) == {"notice", "delivered_at", "read_at", "reaction", "for_relay"}
+    assert set(page["items"][0]) == {"notice", "delivered_at", "read_at", "reaction", "for_relay", "officers"}
     assert set(page["items"][0]["notice"]) >= {"id", "tenant", "title", "category", "body_html", "event",
                                                 "published_at"}
     assert "audience" not in page["items"][0]["notice"] and "author" not in page["items"][0]["notice"]

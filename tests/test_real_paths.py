@@ -43,15 +43,18 @@ def test_the_lists_a_caller_opens_answer_with_their_own_objects(world: World, wh
     values = _objects(world)
     api = world.as_(*CALLERS[who])
     inbox = {i["notice"]["id"] for i in api.get("/api/v1/me/inbox").get_json()["items"]}
-    fed_notice, union_notice, b_notice = (int(v) for v in values["notice_id"])
+    fed_notice, union_notice, b_notice, officers_notice = (int(v) for v in values["notice_id"])
+    thread = f"/api/v1/tenants/{'union-b' if who == 'neighbour member' else 'union-a'}/notices/{union_notice}/comments"
     if who == "member":
-        assert {fed_notice, union_notice} <= inbox and b_notice not in inbox
+        assert {fed_notice, union_notice} <= inbox and b_notice not in inbox and officers_notice not in inbox
+        assert [c["body"] for c in api.get(thread).get_json()["items"]] == ["A労組の職場の声"]
         listed = {n["id"] for n in api.get("/api/v1/tenants/union-a/notices").get_json()["items"]}
         assert listed == {union_notice}
         docs = api.get("/api/v1/tenants/union-a/documents").get_json()["items"]
         assert [d["id"] for d in docs] == [int(values["document_id"][0])]
     elif who == "neighbour member":
         assert b_notice in inbox and union_notice not in inbox
+        assert api.get(thread).status_code == 404
         assert api.get("/api/v1/tenants/union-a/documents").status_code == 404
     else:
         assert api.get("/api/v1/tenants/union-a/surveys").status_code == 404

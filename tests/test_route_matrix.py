@@ -59,7 +59,7 @@ OUTSIDERS = ("federation editor", "council officer", "union B admin", "union B m
 UNION_ONLY = re.compile(r"/(documents|surveys|applications|invitations|members|registrations|ballots)(/|$)")
 # Names and titles that belong to union A alone: none may reach union B's people in any answer.
 A_SECRETS = ("A労組 職場集会", "議案書", "職場アンケート", "慶弔費申請", "A渡辺 恵", "A執行 委員長", "A本社支部",
-             "E20261201", "新入 花子", "A労組 役員選挙")
+             "E20261201", "新入 花子", "A労組 役員選挙", "A労組の職場の声", "A労組からの質問", "A労組の役員の返信")
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 # Ending or replacing the caller's own session would stop the walk; these are covered by the auth tests.
 SESSION = {"/signout", "/signin", "/api/v1/auth/logout", "/api/v1/auth/login"}
@@ -103,9 +103,9 @@ def matrix_world(_module_world: World) -> tuple[World, dict[str, list[str]]]:
     return _module_world, values
 
 
-# Objects that are not union A's, met in union A's paths (the federation's and union B's notices): 404 there is
-# right, even for union A's own officers.
-FOREIGN = re.compile(r"/notices/(1|3)(/|$)")
+# Objects that are not union A's, met in union A's paths (the federation's notices, one of them on its officers'
+# channel, and union B's): 404 there is right, even for union A's own officers.
+FOREIGN = re.compile(r"/notices/(1|3|4)(/|$)")
 
 
 def _snapshot(app) -> dict[str, int]:  # type: ignore[no-untyped-def]

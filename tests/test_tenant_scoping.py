@@ -33,6 +33,8 @@ VIEW_MODULES = ("federation/web/", "/views.py", "/pages.py")
 SCOPED_MODULES = {
     "federation/access.py": "the scoped loader itself",
     "federation/notices/reads.py": "notices: officers' and recipients' reads",
+    "federation/twoway/service.py": "comments: one union's thread, by the standing the notice gives the caller",
+    "federation/twoway/notify.py": "job: pushes about a thread, each person asked of the firewall when sent",
     "federation/notices/service.py": "notices: writes",
     "federation/ballots/service.py": "ballots: the lifecycle and its reads, by the tenant access_tenant returned",
     "federation/ballots/notify.py": "ballots: the opening and reminder pushes (jobs that re-read the roll)",

@@ -52,9 +52,19 @@ class PagesWorld(ServedWorld):
             "audience": {"units": [ids["council"]]}})
         ids["fed_draft"] = draft["id"]
         mine = aadmin.call("POST", "/api/v1/tenants/union-a/notices", {
-            "title": "職場集会のお知らせ", "body": "昼休みに食堂で", "category": "general", "audience": {"all": True}})
+            "title": "職場集会のお知らせ", "body": "昼休みに食堂で", "category": "general", "audience": {"all": True},
+            "comments": True})
         aadmin.call("POST", f"/api/v1/tenants/union-a/notices/{mine['id']}/publish")
         ids["union_notice"] = mine["id"]
+        # Two-way: a comment, a question answered for everyone, and the officers' channel with a reply.
+        a1.call("POST", f"/api/v1/tenants/union-a/notices/{mine['id']}/comments", {"body": "食堂の席が足りません"})
+        asked = a1.call("POST", f"/api/v1/tenants/union-a/notices/{ids['fed_notice']}/comments",
+                        {"body": "オンラインでも参加できますか", "consent": True})
+        staff.call("POST", f"/api/v1/tenants/fed/notices/{ids['fed_notice']}/comments/{asked['id']}/answer",
+                   {"body": "はい、URLを後日お送りします", "public": True})
+        ids["officers_notice"] = self.publish("担当役員の皆さまへ", category="general", audience={"officers": True})
+        aadmin.call("POST", f"/api/v1/tenants/union-a/notices/{ids['officers_notice']}/comments",
+                    {"body": "A労組は3名参加します"})
         survey = aadmin.call("POST", "/api/v1/tenants/union-a/surveys", {
             "title": "職場環境アンケート", "anonymous": False, "opens_at": "2026-01-01T00:00:00+09:00",
             "closes_at": "2099-01-01T00:00:00+09:00",
@@ -134,6 +144,8 @@ class PagesWorld(ServedWorld):
                 ("fed-edit", f"/t/fed/notices/{i['fed_draft']}/edit"),
                 ("fed-stats", f"/t/fed/notices/{i['fed_notice']}/stats"),
                 ("fed-receipts", f"/t/fed/notices/{i['fed_notice']}/receipts"), ("fed-units", "/t/fed/units"),
+                ("fed-questions", f"/t/fed/notices/{i['fed_notice']}/comments"),
+                ("fed-officers-channel", f"/t/fed/notices/{i['officers_notice']}/comments"),
                 ("fed-settings", "/settings")],
             ("union-a", "aadmin"): [
                 ("union-inbox", "/inbox"), ("union-notices", "/t/union-a/notices"),
@@ -155,7 +167,9 @@ class PagesWorld(ServedWorld):
                 ("union-invitations-report", "/t/union-a/invitations/report"),
                 ("union-ballots", "/t/union-a/ballots"), ("union-ballot", f"/t/union-a/ballots/{i['ballot']}"),
                 ("union-ballot-result", f"/t/union-a/ballots/{i['tallied']}/result"),
-                ("union-notice-stats", f"/t/union-a/notices/{i['union_notice']}/stats")],
+                ("union-notice-stats", f"/t/union-a/notices/{i['union_notice']}/stats"),
+                ("union-notice-comments", f"/t/union-a/notices/{i['union_notice']}/comments"),
+                ("union-officers-notice", f"/notices/{i['officers_notice']}")],
             ("union-a", "a1"): [
                 ("member-inbox", "/inbox"), ("member-notice", f"/notices/{i['fed_notice']}"),
                 ("member-union-notice", f"/notices/{i['union_notice']}"),

@@ -1,8 +1,9 @@
 """Who a notice is for: validated against what the author may target, and resolved to unions (and unit scopes).
 
 Federation audience: {"all": true} or any of {"units": [block or council ids], "unions": [union slugs]}; a block
-includes its councils, a council the unions attached to it. Union audience: {"all": true} or {"units": [its own
-branch or workplace ids]}. Anything outside what the author may target is a 422 naming the entry.
+includes its councils, a council the unions attached to it. {"officers": true}, alone or with units and unions, is
+the officers' channel: the same unions, reaching their officers only. Union audience: {"all": true} or
+{"units": [its own branch or workplace ids]}. Anything outside what the author may target is a 422 naming the entry.
 """
 from __future__ import annotations
 
@@ -45,11 +46,23 @@ def validate(raw: Any, tenant: Tenant, subject: Subject) -> dict[str, Any]:
     if not isinstance(raw, dict) or not raw:
         raise _bad("audience", 'an object: {"all": true} or {"units": [...]}' +
                    (' and/or {"unions": [...]}' if tenant.kind == "federation" else ""))
-    allowed_keys = {"all", "units", "unions"} if tenant.kind == "federation" else {"all", "units"}
+    allowed_keys = {"all", "units", "unions", "officers"} if tenant.kind == "federation" else {"all", "units"}
     for key in raw:
         if key not in allowed_keys:
             raise _bad(f"audience.{key}", f"unknown; use {', '.join(sorted(allowed_keys))}")
     scope = unit_scope(subject)
+    if "officers" in raw:
+        # The officers' channel: every affiliated union's officers, or those of the units and unions named.
+        if raw["officers"] is not True:
+            raise _bad("audience.officers", "must be true")
+        if "all" in raw:
+            raise _bad("audience.all", "the officers' channel reaches officers only: give units or unions, or neither")
+        rest = {k: v for k, v in raw.items() if k != "officers"}
+        if not rest:
+            if scope is not None:
+                raise _bad("audience.officers", "a unit officer names the units or unions inside their own unit")
+            return {"officers": True}
+        return {"officers": True, **validate(rest, tenant, subject)}
     if "all" in raw:
         if raw["all"] is not True or len(raw) > 1:
             raise _bad("audience.all", "must be true and stand alone")
@@ -121,9 +134,10 @@ def resolve(audience_json: str, tenant: Tenant) -> list[Target]:
     unit_paths = db.session.execute(select(OrgUnit.path).where(
         OrgUnit.tenant_id == tenant.id, OrgUnit.id.in_(audience.get("units", [])))).scalars().all()
     named = set(audience.get("unions", []))
+    everyone = audience.get("all") or (audience.get("officers") and not named and not unit_paths)
     targets = []
     for union_id, slug, cascade, council_path in rows:
-        if audience.get("all") or slug in named or any(council_path.startswith(p) for p in unit_paths):
+        if everyone or slug in named or any(council_path.startswith(p) for p in unit_paths):
             targets.append(Target(union_id, slug, cascade, ("",)))
     return sorted(targets, key=lambda t: t.union)
 
@@ -186,7 +200,10 @@ def preview(audience: dict[str, Any], tenant: Tenant) -> dict[str, Any]:
     targets = resolve(json.dumps(audience), tenant)
     members = officers = relay_unions = direct_unions = 0
     for t in targets:
-        if tenant.kind == "union" or t.cascade == "opted_in":
+        if audience.get("officers"):
+            officers += count_union_admins(t.union_id)
+            relay_unions += 1
+        elif tenant.kind == "union" or t.cascade == "opted_in":
             members += count_members(t.union_id, t.unit_paths)
             direct_unions += 1
         else:

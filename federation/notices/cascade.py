@@ -45,10 +45,13 @@ def author_may_publish(snap: Snapshot, notice: Notice) -> bool:
     return snap.allowed(subject_of(notice.author), notice.tenant.slug, "notices", "publish")
 
 
-def union_mode(snap: Snapshot, author: Subject, union: str) -> str | None:
+def union_mode(snap: Snapshot, author: Subject, union: str, *, officers_only: bool = False) -> str | None:
     """How a notice of `author` reaches `union` now: to its members (MEMBERS: for a federation notice, while the
     union is affiliated and opted in), to its union admins for relay (RELAY: affiliated, not opted in), or not at
-    all (None: the affiliation ended)."""
+    all (None: the affiliation ended). A notice on the officers' channel reaches the union admins of every
+    affiliated union, opted in or not, through the same `relay` link (and can never be relayed on)."""
+    if officers_only:
+        return RELAY if snap.allowed(author, union, "notices", "relay") else None
     if snap.allowed(author, union, "notices", "deliver"):
         return MEMBERS
     if snap.allowed(author, union, "notices", "relay"):
@@ -97,7 +100,7 @@ def recipients_now(notice: Notice, delivery_ids: list[int] | None = None, *,  # 
             mode = MEMBERS
         else:
             if d.tenant_id not in modes:
-                modes[d.tenant_id] = union_mode(snap, author, slug)
+                modes[d.tenant_id] = union_mode(snap, author, slug, officers_only=notice.officers_only)
             mode = modes[d.tenant_id]
         if mode is None:
             continue
@@ -143,7 +146,8 @@ def deliver_chunk(notice_id: int, chunk: int, union_ids: list[int]) -> None:
     targets = [t for t in audience.resolve(notice.audience, notice.tenant) if t.union_id in wanted]
     # The firewall decides per union, in memory (F2); the counts and the rows then go in one statement each, so a
     # chunk costs a handful of round trips however many unions it holds.
-    modes = {t.union_id: union_mode(snap, author, t.union) for t in targets} if may_publish else {}
+    modes = ({t.union_id: union_mode(snap, author, t.union, officers_only=notice.officers_only) for t in targets}
+             if may_publish else {})
     whole = [t.union_id for t in targets if modes.get(t.union_id) == MEMBERS and t.unit_paths == ("",)]
     member_counts = audience.count_members_by_union(whole)
     admin_counts = audience.count_union_admins_by_union([u for u, m in modes.items() if m == RELAY])

@@ -86,8 +86,8 @@ def _inbox_statements(relays: bool, with_cursor: bool):  # type: ignore[no-untyp
         Receipt.read_at.is_not(None))))
     stmt = (select(page.c.notice_id, page.c.delivered_at, page.c.relay_only, Notice.title, Notice.category,
                    Notice.body_html, Notice.event_starts_at, Notice.event_ends_at, Notice.event_place,
-                   Notice.event_online_url, Notice.published_at, Tenant.slug, Tenant.name, Receipt.read_at,
-                   Receipt.reaction, unread.scalar_subquery().label("unread"))
+                   Notice.event_online_url, Notice.published_at, Notice.officers_only, Tenant.slug, Tenant.name,
+                   Receipt.read_at, Receipt.reaction, unread.scalar_subquery().label("unread"))
             .join(Notice, Notice.id == page.c.notice_id).join(Tenant, Tenant.id == Notice.tenant_id)
             .outerjoin(Receipt, and_(Receipt.notice_id == page.c.notice_id, Receipt.user_id == bindparam("user_id")))
             .order_by(page.c.delivered_at.desc(), page.c.notice_id.desc()))
@@ -121,7 +121,8 @@ def inbox_page(user: Member, subject: Subject, *, limit: int, after: tuple[datet
                                  "category": r.category, "body_html": r.body_html, "event": event,
                                  "published_at": r.published_at},
                       "delivered_at": r.delivered_at, "read_at": r.read_at, "reaction": r.reaction,
-                      "for_relay": bool(r.relay_only)})
+                      "for_relay": bool(r.relay_only) and not r.officers_only,
+                      "officers": bool(r.officers_only)})
     cursor = (rows[-1].delivered_at, rows[-1].notice_id) if more else None
     return {"items": items, "cursor": cursor, "unread": unread_count}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from federation.extensions import UTCDateTime, db, utcnow
@@ -47,6 +47,10 @@ class Notice(db.Model):
     cascade_chunks: Mapped[int | None] = mapped_column(Integer)
     cascade_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Two-way (docs/two-way.md): a union notice open to its recipients' comments; a federation notice on the
+    # officers' channel (audience {"officers": true}), which reaches union officers only and is never relayed.
+    comments: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    officers_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -44,6 +44,8 @@ class NoticeIn(StrictSchema):
     publish_at = fields.AwareDateTime(allow_none=True, load_default=None)
     reminder_lead_minutes = fields.Integer(allow_none=True, load_default=None,
                                            validate=validate.Range(min=0, max=60 * 24 * 14))
+    comments = fields.Boolean(load_default=False, metadata={
+        "description": "a union notice: its recipients may comment (every recipient in the union sees them)"})
 
 
 class NoticePatch(StrictSchema):
@@ -54,6 +56,7 @@ class NoticePatch(StrictSchema):
     event = fields.Nested(EventIn, allow_none=True)
     publish_at = fields.AwareDateTime(allow_none=True)
     reminder_lead_minutes = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=60 * 24 * 14))
+    comments = fields.Boolean()
 
 
 def _event(notice) -> dict | None:  # type: ignore[no-untyped-def]
@@ -83,6 +86,8 @@ class NoticeOut(StrictSchema):
     published_at = fields.DateTime(allow_none=True)
     retracted_at = fields.DateTime(allow_none=True)
     reminder_at = fields.DateTime(allow_none=True)
+    comments = fields.Boolean()
+    officers_only = fields.Boolean()
     author = fields.Nested(AuthorOut)
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
@@ -130,6 +135,7 @@ class InboxItem(StrictSchema):
     read_at = fields.DateTime(allow_none=True)
     reaction = fields.String(allow_none=True)
     for_relay = fields.Boolean()
+    officers = fields.Boolean(metadata={"description": "the officers' channel: for union officers, never relayed"})
 
 
 class InboxPage(StrictSchema):

@@ -45,15 +45,22 @@ def _check_publish_at(publish_at: datetime | None) -> None:
         raise invalid("publish_at", "must be in the future; to publish now, use POST .../publish")
 
 
+def _check_comments(tenant: Tenant, comments: bool | None) -> None:
+    if comments and tenant.kind != "union":
+        raise invalid("comments", "only a union's notices take comments; a federation notice takes questions")
+
+
 def create_notice(tenant: Tenant, author: User, subject: Subject, body: dict[str, Any]) -> Notice:
     canonical = aud.validate(body["audience"], tenant, subject)
     _check_publish_at(body.get("publish_at"))
+    _check_comments(tenant, body.get("comments"))
     notice = Notice(tenant_id=tenant.id, author_id=author.id, title=body["title"], body=body["body"],
                     body_html=render(body["body"]), category=body["category"],
                     audience=json.dumps(canonical, sort_keys=True),
                     reminder_lead_minutes=body.get("reminder_lead_minutes"),
                     publish_at=body.get("publish_at"),
-                    status="scheduled" if body.get("publish_at") else "draft")
+                    status="scheduled" if body.get("publish_at") else "draft",
+                    comments=bool(body.get("comments")), officers_only=bool(canonical.get("officers")))
     notice.tenant, notice.author = tenant, author
     _apply_event(notice, body.get("event"))
     db.session.add(notice)
@@ -69,7 +76,12 @@ def update_notice(notice: Notice, subject: Subject, body: dict[str, Any]) -> Not
         raise APIError(409, f"{field}: a published notice keeps its audience; retract it and issue a new one",
                        fields={field: ["published"]})
     if "audience" in body:
-        notice.audience = json.dumps(aud.validate(body["audience"], notice.tenant, subject), sort_keys=True)
+        canonical = aud.validate(body["audience"], notice.tenant, subject)
+        notice.audience = json.dumps(canonical, sort_keys=True)
+        notice.officers_only = bool(canonical.get("officers"))
+    if "comments" in body:
+        _check_comments(notice.tenant, body["comments"])
+        notice.comments = bool(body["comments"])
     for key in ("title", "category"):
         if key in body:
             setattr(notice, key, body[key])
@@ -156,6 +168,9 @@ def relay(union: Tenant, subject: Subject, notice_id: int, audience_raw: Any) ->
     if notice is None or not received or notice.status != "published":
         raise APIError(422, "notice_id: no federation notice delivered to this union with that id",
                        fields={"notice_id": ["not delivered to this union"]})
+    if notice.officers_only:
+        raise APIError(422, "notice_id: a notice on the officers' channel is for the officers only and is not relayed",
+                       fields={"notice_id": ["officers only"]})
     canonical = aud.validate(audience_raw, union, subject)
     targets = aud.resolve(json.dumps(canonical), union)
     out: list[Delivery] = []

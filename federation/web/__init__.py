@@ -115,6 +115,7 @@ from federation.web import (  # noqa: E402,F401  (routes register on import)
     applications,
     auditor,
     ballots,
+    comments,
     documents,
     editor,
     invitations,

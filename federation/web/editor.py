@@ -42,9 +42,10 @@ def notices(slug: str):  # type: ignore[no-untyped-def]
 # --- compose -------------------------------------------------------------------------------------------------------
 
 def _audience_from_form(form: Any) -> dict[str, Any]:
+    officers = {"officers": True} if form.get("audience_officers") else {}
     if form.get("audience_all"):
-        return {"all": True}
-    out: dict[str, Any] = {}
+        return officers or {"all": True}
+    out: dict[str, Any] = dict(officers)
     units = []
     for raw in form.getlist("audience_unit"):
         try:
@@ -64,6 +65,8 @@ def _notice_body(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
     problems: dict[str, str] = {}
     raw: dict[str, Any] = {"title": form.get("title", "").strip(), "body": form.get("body", ""),
                            "category": form.get("category", "general"), "audience": _audience_from_form(form)}
+    if form.get("comments"):
+        raw["comments"] = True
     if form.get("has_event"):
         try:
             starts = formatting.parse_local(form.get("event_starts"))
@@ -195,6 +198,12 @@ def _form_of(notice: Any) -> MultiDict:
                      "event_ends": formatting.iso_local(notice.event_ends_at),
                      "event_place": notice.event_place or "", "event_online_url": notice.event_online_url or ""})
     audience = json.loads(notice.audience)
+    if notice.comments:
+        form["comments"] = "1"
+    if audience.get("officers"):
+        form["audience_officers"] = "1"
+        if not audience.get("units") and not audience.get("unions"):
+            form["audience_all"] = "1"
     if audience.get("all"):
         form["audience_all"] = "1"
     for unit in audience.get("units", []):
@@ -275,7 +284,10 @@ def stats(slug: str, notice_id: int):  # type: ignore[no-untyped-def]
         # F4: only the members who pressed attend, and so chose to share their name with the organizer.
         attendees = reads.receipts(tenant, subject, notice_id).items
         names.update(tenant_names({a["union"] for a in attendees}))
+    may_comments = (notice.tenant.kind == "federation" or notice.comments) and firewall.allowed(
+        subject, slug, "comments", "read")
     return render_template("web/stats.html", tenant=tenant, notice=notice, numbers=numbers, unions=unions,
+                           may_comments=may_comments,
                            names=names, attendees=attendees, audience=json.loads(notice.audience),
                            small_group=SMALL_GROUP,
                            done=request.args.get("done"),

@@ -120,6 +120,11 @@ FIELD_LABELS = {
     "parent_id": lazy_gettext("Parent unit"),
     "prefecture": lazy_gettext("Prefecture code"),
     "notice_id": lazy_gettext("Notice"),
+    # Two-way: comments, questions and their answers.
+    "consent": lazy_gettext("Consent to send your name"),
+    "comment_id": lazy_gettext("Comment"),
+    "public": lazy_gettext("Publish the answer"),
+    "comments": lazy_gettext("Comments"),
     "cascade": lazy_gettext("Cascade"),
     "affiliation": lazy_gettext("Affiliation"),
     "status": lazy_gettext("Status"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import (
@@ -161,6 +162,13 @@ def inbox_view():  # type: ignore[no-untyped-def]
 
 @bp.route("/notices/<int:notice_id>")
 def notice(notice_id: int):  # type: ignore[no-untyped-def]
+    return notice_page(notice_id)
+
+
+def notice_page(notice_id: int, *, comment_error: dict[str, Any] | None = None, comment_body: str = "") -> str:
+    """The notice as the member opened it, with their stamps and the thread under it (web/comments.py)."""
+    from federation.web.comments import member_thread
+
     target, found_notice = reads.opened_notice(g.caller, require_caller(), notice_id)
     delivered_at, relay_only = target.delivered_at, target.relay_only
     # Opening the notice is reading it; marking it here keeps the unread count honest without any script. Opening
@@ -171,7 +179,10 @@ def notice(notice_id: int):  # type: ignore[no-untyped-def]
     return render_template("web/notice.html", notice=found_notice, delivered_at=delivered_at, relay_only=relay_only,
                            receipt=receipt, shares=shares, stamps=STAMPS,
                            stamped=stamped if stamped in STAMPS or stamped == "cleared" else None,
-                           may_relay=relay_only and firewall.allowed(g.subject, g.subject.tenant, "notices", "relay"))
+                           may_relay=relay_only and not found_notice.officers_only
+                           and firewall.allowed(g.subject, g.subject.tenant, "notices", "relay"),
+                           thread=member_thread(notice_id), comment_error=comment_error, comment_body=comment_body,
+                           commented=request.args.get("commented") == "1")
 
 
 @bp.route("/notices/<int:notice_id>/reaction", methods=["POST"])

@@ -149,9 +149,11 @@
       });
     }
 
+    var officers = form.querySelector('input[name="audience_officers"]');
     function audience() {
-      if (all && all.checked) return { all: true };
-      var out = {};
+      var channel = officers && officers.checked;
+      if (all && all.checked) return channel ? { officers: true } : { all: true };
+      var out = channel ? { officers: true } : {};
       var units = [], unions = [];
       form.querySelectorAll('input[name="audience_unit"]:checked:not(:disabled)').forEach(function (n) {
         units.push(parseInt(n.value, 10));
@@ -167,10 +169,16 @@
     var timer = null, seq = 0;
     function count() {
       var body = audience();
-      if (!Object.keys(body).length) { reach.textContent = reach.getAttribute("data-none"); return; }
+      if (!Object.keys(body).length || (body.officers && Object.keys(body).length === 1 && !(all && all.checked))) {
+        reach.textContent = reach.getAttribute("data-none"); return;
+      }
       var mine = ++seq;
       api("POST", url, { audience: body }).then(function (r) { return r.ok ? r.json() : null; }).then(function (n) {
         if (mine !== seq || !n) return;
+        if (body.officers) {
+          reach.textContent = fill(reach.getAttribute("data-officers"), { officers: n.officers, relay: n.relay_unions });
+          return;
+        }
         var text = fill(reach.getAttribute("data-direct"), { members: n.members, unions: n.unions });
         if (kind === "federation" && n.relay_unions) {
           text += "・" + fill(reach.getAttribute("data-relay"), { relay: n.relay_unions });
@@ -184,7 +192,7 @@
       if (t.matches && t.matches("[data-node]") && !t.checked) {
         descendants(t).forEach(function (d) { d.checked = false; d.disabled = false; });
       }
-      if (t === all || (t.matches && t.matches("[data-node]"))) {
+      if (t === all || t === officers || (t.matches && t.matches("[data-node]"))) {
         syncTree();
         clearTimeout(timer);
         timer = setTimeout(count, 150);
