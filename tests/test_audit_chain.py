@@ -251,6 +251,70 @@ EXPORT_TAMPERING: dict[str, tuple[Callable[[list[dict[str, Any]]], list[dict[str
 }
 
 
+def _record_mixed(app: Flask) -> list[int]:
+    """record and record_many interleaved, in two transactions, with an empty record_many between them; returns the
+    seqs written by record_many."""
+    from federation.audit.chain import record, record_many
+    from federation.extensions import db
+
+    many: list[int] = []
+    with app.app_context():
+        before = _last_seq(app)
+        record("test.single", actor="system", tenant="union-a", data={"n": 1})
+        assert record_many("test.many", [{"data": {"n": 2}}, {"data": {"n": 3}, "other_tenant": "union-b"},
+                                         {"data": {"n": 4, "text": "学習会"}}], actor="system", tenant="union-a") == 3
+        many += [before + 2, before + 3, before + 4]
+        record("test.single", actor="system", tenant="union-a", data={"n": 5})
+        db.session.commit()
+        assert record_many("test.many", [], actor="system", tenant="union-a") == 0
+        assert record_many("test.many", [{"data": {"n": 6}}, {"data": {"n": 7}}], actor="system",
+                           tenant="union-b") == 2
+        many += [before + 6, before + 7]
+        record("test.single", actor="system", tenant="union-b", data={"n": 8})
+        db.session.commit()
+    return many
+
+
+def test_record_many_interleaved_with_record_keeps_one_unbroken_chain(world: World) -> None:
+    before = _last_seq(world.app)
+    many = _record_mixed(world.app)
+    written = _entries_after(world.app, before)
+    # The empty record_many wrote nothing: eight items, eight entries, in the order they were given.
+    assert [e["data"]["n"] for e in written] == list(range(1, 9))
+    assert [e["seq"] for e in written] == list(range(before + 1, before + 9))
+    assert [e["seq"] for e in written if e["kind"] == "test.many"] == many
+    assert written[2]["other_tenant"] == "union-b"
+    assert written[0]["prev_hash"] == _entries_after(world.app, before - 1)[0]["hash"]
+    assert all(later["prev_hash"] == earlier["hash"] for earlier, later in zip(written, written[1:], strict=False))
+    result = _verify(world.app)
+    assert result.ok, result
+    assert result.entries == before + 8 and result.head == written[-1]["hash"] == _head(world.app)[1]
+
+
+def test_an_empty_record_many_writes_nothing(world: World) -> None:
+    from federation.audit.chain import record_many
+    from federation.extensions import db
+
+    before, head = _last_seq(world.app), _head(world.app)
+    with world.app.app_context():
+        assert record_many("test.many", [], actor="system", tenant="union-a") == 0
+        db.session.commit()
+    assert _last_seq(world.app) == before and _head(world.app) == head
+    assert _verify(world.app).ok
+
+
+@pytest.mark.parametrize("which", [0, 2, 4], ids=["first-of-a-batch", "last-of-a-batch", "last-of-the-second"])
+def test_tampering_with_an_entry_written_by_record_many_is_detected(world: World, which: int) -> None:
+    many = _record_mixed(world.app)
+    seq = many[which]
+    _edit(world.app, seq)
+    result = _verify(world.app)
+    assert not result.ok
+    assert result.broken_at == seq, result
+    assert "hash" in result.reason
+    assert result.entries == seq - 1
+
+
 def test_an_exported_copy_verifies_on_its_own(world: World, tmp_path: Path) -> None:
     from federation.audit.chain import verify_records
 

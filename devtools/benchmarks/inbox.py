@@ -18,6 +18,7 @@ THREADS = 4
 CONCURRENCY = 8
 SECONDS = 16.0
 ROUNDS = 4
+INBOX = "/api/v1/me/inbox?limit=20"
 
 
 def run(scale: float = 1.0) -> SuiteResult:
@@ -31,28 +32,45 @@ def run(scale: float = 1.0) -> SuiteResult:
         port = scratch.gunicorn(GUNICORN_WORKERS, THREADS)
         token_file = scratch.tmp / "tokens"
         token_file.write_text("\n".join(_tokens(port, world)))
-        _load(port, "/api/v1/me/inbox?limit=20", token_file, 2)  # warm caches and connections
-        # Interleaved rounds (trivial, inbox, trivial, inbox, ...): the machine's speed drifts, so each ratio is
-        # taken within one round and the median round is reported.
-        # Two floors: /healthz (no sign-in at all) and /api/v1/me (the cheapest signed-in call: the one sign-in
-        # query every API request makes, which F7 forbids caching).
+        # Rounds vary for three reasons seen on the shared cores: the first requests of each gunicorn worker
+        # (imports, the policy snapshot, the connection pool, PostgreSQL's buffer cache for the deliveries), the
+        # other tenants of the machine, and autovacuum after the bulk load (analysed by hand above, so it has
+        # nothing left to do). So one whole round of all three paths warms up and is discarded, and then the
+        # paths alternate within each round (trivial, signed-in, inbox) so that each ratio is taken between
+        # neighbouring slices. Every round is reported; the median round gives the headline figures.
+        slice_s = SECONDS / ROUNDS
+        for path, tokens in (("/healthz", None), ("/api/v1/me", token_file), (INBOX, token_file)):
+            _load(port, path, tokens, min(2.0, slice_s))  # warm-up: discarded
         rounds = []
-        for _ in range(ROUNDS):
-            trivial = _load(port, "/healthz", None, SECONDS / ROUNDS)
-            signed_in = _load(port, "/api/v1/me", token_file, SECONDS / ROUNDS)
-            inbox = _load(port, "/api/v1/me/inbox?limit=20", token_file, SECONDS / ROUNDS)
-            rounds.append((inbox["rps"] / trivial["rps"], inbox, trivial, signed_in))
-        rounds.sort(key=lambda r: r[0])
-        ratio, inbox, trivial, signed_in = rounds[len(rounds) // 2]
-        result.add("inbox p95", inbox["p95_ms"], "ms", "< 15 ms", trivial["p95_ms"], inbox["p95_ms"] < 15)
-        result.add("inbox throughput vs /healthz", inbox["rps"], "/s", ">= 0.5 × trivial", trivial["rps"],
-                   ratio >= 0.5)
-        result.add("inbox throughput vs /api/v1/me", inbox["rps"], "/s", ">= 0.5 × trivial", signed_in["rps"],
-                   inbox["rps"] >= 0.5 * signed_in["rps"])
-        result.notes.append(f"inbox (median round): {json.dumps(inbox)}")
-        result.notes.append(f"trivial /healthz (same round): {json.dumps(trivial)}")
-        result.notes.append(f"signed-in trivial /api/v1/me (same round): {json.dumps(signed_in)}")
-        result.notes.append(f"inbox/healthz ratios of the {ROUNDS} rounds: {', '.join(f'{r[0]:.2f}' for r in rounds)}")
+        for n in range(ROUNDS):
+            order = [("trivial", "/healthz", None), ("signed_in", "/api/v1/me", token_file),
+                     ("inbox", INBOX, token_file)]
+            if n % 2:  # alternate the order, so neither side always runs right after the other
+                order.reverse()
+            got = {name: _load(port, path, tokens, slice_s) for name, path, tokens in order}
+            rounds.append((got["inbox"]["rps"] / got["trivial"]["rps"], got["inbox"], got["trivial"],
+                           got["signed_in"]))
+        for n, (r, inbox, trivial, signed_in) in enumerate(rounds, 1):
+            result.notes.append(
+                f"round {n}: inbox p50/p95 {inbox['p50_ms']:.1f}/{inbox['p95_ms']:.1f} ms {inbox['rps']:.0f}/s "
+                f"({inbox['errors']} errors); /healthz p50/p95 {trivial['p50_ms']:.1f}/{trivial['p95_ms']:.1f} ms "
+                f"{trivial['rps']:.0f}/s; /api/v1/me {signed_in['rps']:.0f}/s; inbox/healthz {r:.2f}, "
+                f"inbox/me {inbox['rps'] / signed_in['rps']:.2f}")
+        ratios = [r[0] for r in rounds]
+        ordered = sorted(rounds, key=lambda r: r[0])
+        ratio, inbox, trivial, signed_in = ordered[len(ordered) // 2]
+        worst_p95 = max(r[1]["p95_ms"] for r in rounds)
+        result.add("inbox p95 (median round)", inbox["p95_ms"], "ms", "< 10 ms", trivial["p95_ms"],
+                   inbox["p95_ms"] < 10)
+        result.add("inbox p95 (worst round)", worst_p95, "ms", "< 10 ms", None, worst_p95 < 10)
+        result.add("inbox throughput vs /healthz (median round)", inbox["rps"], "/s", ">= 0.8 × trivial",
+                   trivial["rps"], ratio >= 0.8)
+        result.add("inbox throughput vs /healthz (worst round)", min(ratios), "x", ">= 0.8", None,
+                   min(ratios) >= 0.8)
+        result.add("inbox throughput vs /api/v1/me", inbox["rps"], "/s", "reported", signed_in["rps"], None)
+        spread = (max(ratios) - min(ratios)) / (sum(ratios) / len(ratios))
+        result.notes.append(f"inbox/healthz ratio over {ROUNDS} rounds: min {min(ratios):.2f}, median {ratio:.2f}, "
+                            f"max {max(ratios):.2f} (spread {spread:.0%} of the mean)")
         result.notes.append(f"gunicorn {GUNICORN_WORKERS} workers × {THREADS} threads; load {CONCURRENCY} "
                             f"keep-alive clients in a second process, {SECONDS / ROUNDS:.0f} s per slice")
     return result

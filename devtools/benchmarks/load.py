@@ -16,7 +16,8 @@ from devtools.bench import SuiteResult
 from devtools.benchmarks import pg
 
 NOTICES = 4
-SECONDS = 80.0  # every member connected at once for this long
+SECONDS = 600.0  # every member connected at once for this long at scale 1.0 (the SPEC's 10 minutes)
+MIN_SECONDS = 60.0  # the shortest run a smaller scale gets
 RAMP = 10.0  # seconds over which the members arrive
 THINK = 60.0  # mean seconds between a member's own looks at the inbox
 REACT = 20.0  # mean seconds from a notice's push to the member opening it
@@ -34,6 +35,7 @@ def run(scale: float = 1.0) -> SuiteResult:
 
     result = SuiteResult("load")
     members = max(100, int(2000 * scale))
+    seconds = max(MIN_SECONDS, SECONDS * scale)
     with pg.scratch_app("musubi_bench_load", redis=True) as scratch:
         world = build(unions=max(5, members // 10), members=members, opted_in_share=1.0, progress=False)
         # Sessions are written directly: signing 2,000 people in through Argon2 is not what this suite measures.
@@ -58,7 +60,7 @@ def run(scale: float = 1.0) -> SuiteResult:
         token_file.write_text("\n".join(tokens))
         out = subprocess.run([sys.executable, "-m", "devtools.benchmarks.load_client", "--port", str(port),
                               "--tokens", str(token_file), "--staff", staff_token, "--notices", str(NOTICES),
-                              "--seconds", str(SECONDS), "--ramp", str(RAMP), "--think", str(THINK),
+                              "--seconds", str(seconds), "--ramp", str(RAMP), "--think", str(THINK),
                               "--react", str(REACT)],
                              capture_output=True, text=True, check=True)
         report = json.loads(out.stdout)
@@ -83,6 +85,7 @@ def run(scale: float = 1.0) -> SuiteResult:
         result.add("requests/s, busiest second (a push wave)", float(report["peak_rps"]), "/s",
                    "reported")
         result.add("p95 latency", report["p95_ms"], "ms", "reported")
+        result.add("p99 latency", report["p99_ms"], "ms", "< 250 ms", None, report["p99_ms"] < 250)
         result.add("errors", float(report["errors"]), "", "0", None, report["errors"] == 0)
         result.add("reads in the database / accepted by the server", float(reads), "", "= accepted",
                    float(report["reads_ok"]), reads == report["reads_ok"])
@@ -91,7 +94,7 @@ def run(scale: float = 1.0) -> SuiteResult:
         result.add("stamps in the database / accepted by the server", float(stamps), "",
                    "= accepted", float(report["stamps_ok"]), stamps == report["stamps_ok"])
         result.notes.append(f"{len(tokens)} members in {len(world.union_ids)} unions, each on a connection of their "
-                            f"own, arriving over {RAMP:.0f} s and staying {SECONDS:.0f} s, looking every "
+                            f"own, arriving over {RAMP:.0f} s and staying {seconds:.0f} s, looking every "
                             f"{THINK * 0.5:.0f}-{THINK * 1.5:.0f} s and opening each push after {REACT:.0f} s on "
                             f"average; gunicorn {WEB}; the federation published "
                             f"{report['published']} of {NOTICES} notices (answers {report['publish_answers']}); "
