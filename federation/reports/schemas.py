@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError
+from marshmallow import fields as mf
 
 from federation.notices.schemas import AudienceField
 from federation.schemas import StrictSchema, text
 
 
-class AnyList(fields.Field):
+class AnyList(mf.Field):
     """Checked in depth by the service (field by field, naming fields[i].key); here only that it is a list."""
 
     def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
@@ -15,7 +16,7 @@ class AnyList(fields.Field):
         return value
 
 
-class AnyObject(fields.Field):
+class AnyObject(mf.Field):
     def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
         if not isinstance(value, dict):
             raise ValidationError("an object {key: value}")
@@ -25,63 +26,63 @@ class AnyObject(fields.Field):
 class ReportIn(StrictSchema):
     title = text(1, 200, required=True)
     fields = AnyList(required=True)
-    due_at = fields.AwareDateTime(required=True)
+    due_at = mf.AwareDateTime(required=True)
     audience = AudienceField(required=True)
 
 
 class ReportOut(StrictSchema):
-    id = fields.Integer()
-    title = fields.String()
-    fields = fields.Raw()
+    id = mf.Integer()
+    title = mf.String()
+    fields = mf.Raw()
     audience = AudienceField()
-    due_at = fields.DateTime()
-    closed_at = fields.DateTime(allow_none=True)
-    created_at = fields.DateTime()
-    is_open = fields.Boolean()
+    due_at = mf.DateTime()
+    closed_at = mf.DateTime(allow_none=True)
+    created_at = mf.DateTime()
+    is_open = mf.Boolean()
 
 
 class ReportList(StrictSchema):
-    items = fields.List(fields.Nested(ReportOut))
+    items = mf.List(mf.Nested(ReportOut))
 
 
-class AnswerIn(StrictSchema):
+class ReportAnswerIn(StrictSchema):
     values = AnyObject(required=True)
 
 
-class AnswerOut(StrictSchema):
-    version = fields.Integer()
-    submitted_at = fields.DateTime()
-    values = fields.Raw()
+class ReportAnswerOut(StrictSchema):
+    version = mf.Integer()
+    submitted_at = mf.DateTime()
+    values = mf.Raw()
 
 
 class UnionReportOut(StrictSchema):
-    id = fields.Integer()
-    federation = fields.String()
-    federation_name = fields.String()
-    title = fields.String()
-    fields = fields.Raw()
-    due_at = fields.DateTime()
-    closed_at = fields.DateTime(allow_none=True)
-    is_open = fields.Boolean()
-    answer = fields.Nested(AnswerOut, allow_none=True)
-    versions = fields.List(fields.Nested(AnswerOut))
+    id = mf.Integer()
+    federation = mf.String()
+    federation_name = mf.String()
+    title = mf.String()
+    fields = mf.Raw()
+    due_at = mf.DateTime()
+    closed_at = mf.DateTime(allow_none=True)
+    is_open = mf.Boolean()
+    answer = mf.Nested(ReportAnswerOut, allow_none=True)
+    versions = mf.List(mf.Nested(ReportAnswerOut))
 
 
 class UnionReportList(StrictSchema):
-    items = fields.List(fields.Nested(UnionReportOut))
+    items = mf.List(mf.Nested(UnionReportOut))
 
 
-class AnswersOut(StrictSchema):
-    report_id = fields.Integer()
-    addressed = fields.Integer()
-    answered = fields.Integer()
-    items = fields.Raw()
-    unanswered = fields.Raw()
-    councils = fields.Raw()
-    blocks = fields.Raw()
-    overall = fields.Raw()
+class ReportAnswersOut(StrictSchema):
+    report_id = mf.Integer()
+    addressed = mf.Integer()
+    answered = mf.Integer()
+    items = mf.Raw()
+    unanswered = mf.Raw()
+    councils = mf.Raw()
+    blocks = mf.Raw()
+    overall = mf.Raw()
 
 
-class ReminderOut(StrictSchema):
-    report_id = fields.Integer()
-    unions = fields.Integer()
+class ReportReminderOut(StrictSchema):
+    report_id = mf.Integer()
+    unions = mf.Integer()

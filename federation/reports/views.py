@@ -9,13 +9,13 @@ from federation.access import access_tenant
 from federation.reports import reminders, service
 from federation.reports.models import ReportRequest
 from federation.reports.schemas import (
-    AnswerIn,
-    AnswerOut,
-    AnswersOut,
-    ReminderOut,
+    ReportAnswerIn,
+    ReportAnswerOut,
+    ReportAnswersOut,
     ReportIn,
     ReportList,
     ReportOut,
+    ReportReminderOut,
     UnionReportList,
     UnionReportOut,
 )
@@ -67,7 +67,7 @@ class CloseReport(MethodView):
 
 @blp.route(f"/federations/<fed>/reports/<{ID}:report_id>/answers")
 class Answers(MethodView):
-    @blp.response(200, AnswersOut)
+    @blp.response(200, ReportAnswersOut)
     def get(self, fed, report_id):
         """Each addressed union's current answer, totals and averages per council and block, who has not answered"""
         tenant, subject = access_tenant(fed, "reports", "read", kind="federation")
@@ -88,7 +88,7 @@ class AnswersCsv(MethodView):
 
 @blp.route(f"/federations/<fed>/reports/<{ID}:report_id>/reminders")
 class Reminders(MethodView):
-    @blp.response(202, ReminderOut)
+    @blp.response(202, ReportReminderOut)
     def post(self, fed, report_id):
         """Push a reminder to the officers of every addressed union that has not answered (sent in the background)"""
         tenant, subject = access_tenant(fed, "reports", "write", kind="federation")
@@ -117,8 +117,8 @@ class UnionReport(MethodView):
 
 @blp.route(f"/unions/<union>/reports/<{ID}:report_id>/answer")
 class UnionAnswer(MethodView):
-    @blp.arguments(AnswerIn)
-    @blp.response(200, AnswerOut)
+    @blp.arguments(ReportAnswerIn)
+    @blp.response(200, ReportAnswerOut)
     def put(self, body, union, report_id):
         """Submit or correct the union's answer until the request closes; every version is kept"""
         tenant, subject = access_tenant(union, "reports", "answer", kind="union")
