@@ -112,6 +112,11 @@ def _objects(world: World) -> dict[str, list[str]]:
     pending = _ok(aadmin.get(f"{A}/registrations/pending"), "pending")["items"]
     device = _ok(a1.post("/api/v1/me/push-subscriptions", json=_browser_subscription()), "push subscription")
     ballot = _tallied_ballot(aadmin, a1, A)
+    report = _ok(staff.post("/api/v1/federations/fed/reports", json={
+        "title": "春闘回答集計", "due_at": "2099-01-01T00:00:00+09:00", "audience": {"all": True},
+        "fields": [{"key": "raise_yen", "label": "賃上げ額", "type": "integer", "unit": "円"}]}), "report")
+    _ok(aadmin.put(f"/api/v1/unions/union-a/reports/{report['id']}/answer", json={"values": {"raise_yen": 9000}}),
+        "report answer")
     return {
         "device_id": [str(device["id"])],
         "slug": ["fed", "union-a", "union-b", "platform"],
@@ -128,6 +133,7 @@ def _objects(world: World) -> dict[str, list[str]]:
         "registration_id": [str(pending[0]["registration_id"])],
         "login_id": ["a1", "b1", "staff"],
         "ballot_id": [str(ballot)],
+        "report_id": [str(report["id"])],
     }
 
 

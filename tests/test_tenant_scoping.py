@@ -35,6 +35,8 @@ SCOPED_MODULES = {
     "federation/notices/reads.py": "notices: officers' and recipients' reads",
     "federation/twoway/service.py": "comments: one union's thread, by the standing the notice gives the caller",
     "federation/twoway/notify.py": "job: pushes about a thread, each person asked of the firewall when sent",
+    "federation/reports/service.py": "upward reports: requests by their federation, answers by the answering union",
+    "federation/reports/reminders.py": "job: reminders to unanswered unions' admins, asked of the firewall when sent",
     "federation/notices/service.py": "notices: writes",
     "federation/ballots/service.py": "ballots: the lifecycle and its reads, by the tenant access_tenant returned",
     "federation/ballots/notify.py": "ballots: the opening and reminder pushes (jobs that re-read the roll)",
