@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,6 +58,10 @@ class PagesWorld(ServedWorld):
         aadmin.call("POST", f"/api/v1/tenants/union-a/notices/{mine['id']}/publish")
         ids["union_notice"] = mine["id"]
         # Two-way: a comment, a question answered for everyone, and the officers' channel with a reply.
+        end = time.time() + 30
+        while mine["id"] not in [i["notice"]["id"] for i in a1.call("GET", "/api/v1/me/inbox")["items"]]:
+            assert time.time() < end, "the union notice never reached its member"
+            time.sleep(0.2)
         a1.call("POST", f"/api/v1/tenants/union-a/notices/{mine['id']}/comments", {"body": "食堂の席が足りません"})
         asked = a1.call("POST", f"/api/v1/tenants/union-a/notices/{ids['fed_notice']}/comments",
                         {"body": "オンラインでも参加できますか", "consent": True})
