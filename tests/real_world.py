@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from conftest import World
 
+from federation import jobs
 from federation.demo import one_page_pdf
 
 CALLERS = {
@@ -80,6 +81,7 @@ def _objects(world: World) -> dict[str, list[str]]:
     union_notice = notice(aeditor, "union-a", "A労組 職場集会", comments=True)
     b_notice = notice(world.as_("union-b", "beditor"), "union-b", "B労組 職場集会")
     officers_notice = notice(staff, "fed", "書記局から担当役員へ", audience={"officers": True})
+    jobs.drain()  # the cascades: what follows acts on the notices as delivered
     _ok(a1.put(f"/api/v1/me/inbox/{fed_notice}/reaction", json={"stamp": "attend"}), "stamp")
     # Two-way: a comment in union A's thread, a question of one of its members, its officers' reply.
     comment = _ok(a1.post(f"{A}/notices/{union_notice}/comments", json={"body": "A労組の職場の声"}), "comment")

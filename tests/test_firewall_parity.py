@@ -354,8 +354,9 @@ def _check_parity(gen: Generated, n_requests: int, n_roles: int,
                         if snap.role_allows(role, sdom, dom, obj, act) != expected:
                             mismatches.append(f"role {role}@{sdom} {dom} {obj} {act}: casbin {expected}")
     assert not mismatches, "\n".join(mismatches[:20])
-    # A sample of nothing but denials would prove little.
-    assert 0.15 * len(requests) < allowed < 0.85 * len(requests), allowed
+    # A sample of nothing but denials (or nothing but allows) would prove little. The lower bound follows the
+    # vocabulary: each new object's rules (comments, reports) are pairs most roles do not hold.
+    assert 0.10 * len(requests) < allowed < 0.85 * len(requests), allowed
     return snap, requests
 
 
