@@ -6,8 +6,6 @@ thread (F7): a member suspended or an officer whose role was taken away since ge
 """
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from federation.auth.service import subject_of
 from federation.extensions import db
 from federation.firewall import firewall
@@ -55,6 +53,5 @@ def push_comment(comment_id: int, kind: str) -> None:
         users = [target.id] if target is not None and _may_read(target) else []
     if not users:
         return
-    active = list(db.session.execute(select(User.id).where(User.id.in_(users), User.status == "active")).scalars())
     payload = message_payload(kind, notice.title, LINES[kind], f"/notices/{notice.id}#comments", notice.tenant.name)
-    send_to_users(active, payload, topic=f"c{comment.id}", ttl=TTL, job_key=f"c{comment.id}{kind[0]}")
+    send_to_users(users, payload, topic=f"c{comment.id}", ttl=TTL, job_key=f"c{comment.id}{kind[0]}")

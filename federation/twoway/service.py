@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from federation.access import tenant_by_slug
 from federation.audit.chain import record
 from federation.dbutil import get_row
 from federation.errors import APIError, invalid
@@ -100,7 +101,7 @@ def thread(st: Standing, caller: Any, *, union: str | None = None) -> list[dict[
     elif not st.federation_notice:
         stmt = stmt.where(Comment.tenant_id == notice.tenant_id)
     elif union is not None:
-        target = db.session.execute(select(Tenant).where(Tenant.slug == union)).scalar_one_or_none()
+        target = tenant_by_slug(union)
         stmt = stmt.where(Comment.tenant_id == (target.id if target else -1))
     rows = list(db.session.execute(stmt.order_by(Comment.id)).scalars())
     if st.role == RECIPIENT and st.mode == "question":
@@ -242,10 +243,8 @@ def post(st: Standing, caller: User, body: dict[str, Any]) -> Comment:
 
 
 def _reached_union(notice: Notice, slug: str) -> Tenant:
-    union = db.session.execute(select(Tenant).where(Tenant.slug == slug, Tenant.kind == "union")).scalar_one_or_none()
-    reached = union is not None and db.session.execute(select(Delivery.id).where(
-        Delivery.notice_id == notice.id, Delivery.tenant_id == union.id)).first() is not None
-    if not reached:
+    union = tenant_by_slug(slug)
+    if union is None or union.kind != "union" or not reads.reached_union(union, notice):
         raise invalid("union", f"{slug} did not receive this notice")
     return union
 

@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 from federation.access import access_tenant
 from federation.auth.service import require_caller
 from federation.errors import APIError
+from federation.firewall import Denied
 from federation.twoway import service
 from federation.twoway.schemas import CommentAnswerIn, CommentIn
 from federation.web import bp
@@ -33,7 +34,7 @@ def member_thread(notice_id: int) -> dict[str, Any] | None:
     return {**found, "moderator": st.moderator, "notice_tenant": st.notice.tenant}
 
 
-def _member_form(notice_id: int) -> dict[str, Any]:
+def _member_form() -> dict[str, Any]:
     form = request.form
     return {"body": form.get("body", "").strip(), **({"consent": True} if form.get("consent") else {})}
 
@@ -42,7 +43,7 @@ def _member_form(notice_id: int) -> dict[str, Any]:
 def member_comment(notice_id: int):  # type: ignore[no-untyped-def]
     tenant, subject = access_tenant(require_caller().tenant, "comments", "write")
     st = service.standing(tenant, g.caller, subject, notice_id)
-    raw = _member_form(notice_id)
+    raw = _member_form()
     try:
         body = CommentIn().load(raw)
         if st.mode == "question" and "consent" not in raw:
@@ -68,8 +69,6 @@ def _officer_standing(slug: str, notice_id: int, act: str = "read") -> service.S
     tenant, subject = access_tenant(slug, "comments", act)
     st = service.standing(tenant, g.caller, subject, notice_id)
     if st.role != service.OFFICER:
-        from federation.firewall import Denied
-
         raise Denied(404)
     return st
 
