@@ -29,7 +29,8 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "pages"
 
 # Page routes that are not pages a person reads: files, redirects, switches and service endpoints.
 NOT_PAGES = {
-    "web.home", "web.ballot_from_push", "web.survey_from_push", "web.switch_language", "web.switch_text_size",
+    "web.home", "web.ballot_from_push", "web.survey_from_push", "web.report_from_push", "web.report_csv",
+    "web.switch_language", "web.switch_text_size",
     "web.manifest", "web.service_worker", "healthz", "readyz", "web.applications_export",
     "web.application_attachment", "web.document_download", "web.invitation_qr_png", "web.invitation_qr_svg",
 }
@@ -70,6 +71,15 @@ class PagesWorld(ServedWorld):
         ids["officers_notice"] = self.publish("担当役員の皆さまへ", category="general", audience={"officers": True})
         aadmin.call("POST", f"/api/v1/tenants/union-a/notices/{ids['officers_notice']}/comments",
                     {"body": "A労組は3名参加します"})
+        # An upward report, answered by union A twice (a correction).
+        ids["report"] = staff.call("POST", "/api/v1/federations/fed/reports", {
+            "title": "2027春闘 回答集計", "due_at": "2099-01-01T00:00:00+09:00", "audience": {"all": True},
+            "fields": [{"key": "raise_yen", "label": "賃上げ額", "type": "integer", "unit": "円"},
+                       {"key": "status", "label": "妥結状況", "type": "choice", "choices": ["妥結", "継続交渉"]},
+                       {"key": "note", "label": "備考", "type": "text", "required": False}]})["id"]
+        for yen in (12000, 12500):
+            aadmin.call("PUT", f"/api/v1/unions/union-a/reports/{ids['report']}/answer",
+                        {"values": {"raise_yen": yen, "status": "妥結"}})
         survey = aadmin.call("POST", "/api/v1/tenants/union-a/surveys", {
             "title": "職場環境アンケート", "anonymous": False, "opens_at": "2026-01-01T00:00:00+09:00",
             "closes_at": "2099-01-01T00:00:00+09:00",
@@ -151,6 +161,8 @@ class PagesWorld(ServedWorld):
                 ("fed-receipts", f"/t/fed/notices/{i['fed_notice']}/receipts"), ("fed-units", "/t/fed/units"),
                 ("fed-questions", f"/t/fed/notices/{i['fed_notice']}/comments"),
                 ("fed-officers-channel", f"/t/fed/notices/{i['officers_notice']}/comments"),
+                ("fed-reports", "/t/fed/reports"), ("fed-report-new", "/t/fed/reports/new"),
+                ("fed-report", f"/t/fed/reports/{i['report']}"),
                 ("fed-settings", "/settings")],
             ("union-a", "aadmin"): [
                 ("union-inbox", "/inbox"), ("union-notices", "/t/union-a/notices"),
@@ -174,7 +186,8 @@ class PagesWorld(ServedWorld):
                 ("union-ballot-result", f"/t/union-a/ballots/{i['tallied']}/result"),
                 ("union-notice-stats", f"/t/union-a/notices/{i['union_notice']}/stats"),
                 ("union-notice-comments", f"/t/union-a/notices/{i['union_notice']}/comments"),
-                ("union-officers-notice", f"/notices/{i['officers_notice']}")],
+                ("union-officers-notice", f"/notices/{i['officers_notice']}"),
+                ("union-reports", "/t/union-a/reports"), ("union-report", f"/t/union-a/reports/{i['report']}")],
             ("union-a", "a1"): [
                 ("member-inbox", "/inbox"), ("member-notice", f"/notices/{i['fed_notice']}"),
                 ("member-union-notice", f"/notices/{i['union_notice']}"),

@@ -120,6 +120,7 @@ from federation.web import (  # noqa: E402,F401  (routes register on import)
     editor,
     invitations,
     member,
+    reports,
     surveys,
     union,
 )

@@ -24,6 +24,13 @@ def select_locale() -> str:
     return chosen if chosen in LOCALES else DEFAULT_LOCALE
 
 
+REPORT_TYPE_LABELS = {
+    "integer": lazy_gettext("Whole number"),
+    "decimal": lazy_gettext("Number (decimals allowed)"),
+    "text": lazy_gettext("Text"),
+    "choice": lazy_gettext("Choice"),
+}
+
 CATEGORY_LABELS = {
     "general": lazy_gettext("General"),
     "seminar": lazy_gettext("Seminar"),

@@ -36,7 +36,7 @@ class Menu:
 # What each kind of person opens most, in order; the bottom bar takes the first BAR_SIZE of these that they have.
 BAR_ORDER = {
     "union": ("inbox", "notices", "relay", "applications", "surveys", "documents", "members"),
-    "federation": ("notices", "units", "roles", "settings"),
+    "federation": ("notices", "reports", "units", "settings"),
     "platform": ("audit", "settings"),
 }
 BAR_SIZE = 4
@@ -86,6 +86,8 @@ def navigation() -> Menu:
         items.append(("units", _l("Organisation"), url_for("web.units", slug=slug)))
     if subject.kind != "platform" and _allowed("roles", "read"):
         items.append(("roles", _l("Roles"), url_for("web.roles", slug=slug)))
+    if subject.kind in ("union", "federation") and _allowed("reports", "read"):
+        items.append(("reports", _l("Reports"), url_for("web.reports", slug=slug)))
     if subject.kind == "union" and _allowed("cascade", "read"):
         items.append(("cascade", _l("Federation link"), url_for("web.cascade", slug=slug)))
     if subject.kind == "union" and _allowed("invitations", "manage"):
