@@ -405,5 +405,16 @@ def reminder_recipients(report: ReportRequest) -> list[int]:
                   if snap.allowed(subject_of(u), waiting[u.tenant_id], "reports", "answer"))
 
 
+def progress(report: ReportRequest, subject: Subject) -> tuple[int, int]:
+    """(unions that answered, unions addressed) as `subject` may see them, without reading any answer's values."""
+    ids = [t.union_id for t in addressed(report, subject)]
+    if not ids:
+        return 0, 0
+    answered = db.session.execute(select(func.count(func.distinct(ReportAnswer.union_id))).where(
+        ReportAnswer.report_id == report.id, ReportAnswer.union_id.in_(ids))).scalar_one()
+    return answered, len(ids)
+
+
 def unanswered_count(report: ReportRequest, subject: Subject) -> int:
-    return len(answers(report, subject)["unanswered"])
+    answered, addressed_ = progress(report, subject)
+    return addressed_ - answered

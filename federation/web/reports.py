@@ -60,10 +60,7 @@ def reports(slug: str):  # type: ignore[no-untyped-def]
         return union_reports(slug)
     tenant, subject = access_tenant(slug, "reports", "read", kind="federation")
     rows = service.listing(tenant, subject)
-    counts = {}
-    for r in rows:
-        data = service.answers(r, subject)
-        counts[r.id] = (data["answered"], data["addressed"])
+    counts = {r.id: service.progress(r, subject) for r in rows}
     return render_template("web/reports.html", tenant=tenant, reports=rows, counts=counts, is_open=service.is_open,
                            may_write=firewall.allowed(subject, slug, "reports", "write"),
                            done=request.args.get("done"))
