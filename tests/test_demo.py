@@ -29,6 +29,7 @@ def test_demo_builds_a_federation_with_a_union_space_to_look_at(app):
         _councils_are_named_and_ordered_as_a_federation_does()
         # Only the first union has a space filled in: nothing leaks into the others.
         assert db.session.execute(select(func.count()).select_from(Document)).scalar_one() == 1
+        _a_report_request_is_partly_answered()
         assert verify().ok
         again = list(build_demo(members=60))
         assert again[0].startswith("the demo data is already there")
@@ -43,6 +44,23 @@ def test_demo_builds_a_federation_with_a_union_space_to_look_at(app):
     assert [d["title"] for d in docs] == ["第25回定期大会 議案書"]
     download = client.get(f"/api/v1/tenants/{first.slug}/documents/{docs[0]['id']}/download", headers=headers)
     assert download.status_code == 200 and download.data.startswith(b"%PDF-")
+
+
+def _a_report_request_is_partly_answered() -> None:
+    """The federation's report request: two of every three affiliated unions answered, the first one twice."""
+    from federation.auth.service import subject_of
+    from federation.extensions import db
+    from federation.reports import service as reports
+    from federation.reports.models import ReportAnswer, ReportRequest
+    from tenants.models import Tenant, User
+
+    fed = db.session.execute(select(Tenant).where(Tenant.slug == "ictu")).scalar_one()
+    staff = db.session.execute(select(User).where(User.tenant_id == fed.id, User.login_id == "staff")).scalar_one()
+    [request] = db.session.execute(select(ReportRequest)).scalars().all()
+    data = reports.answers(request, subject_of(staff))
+    assert data["addressed"] == 27 and data["answered"] == 18 and len(data["unanswered"]) == 9
+    assert db.session.execute(select(func.count()).select_from(ReportAnswer)).scalar_one() == 19
+    assert sum(c["answered"] for c in data["councils"]) == 18
 
 
 def _councils_are_named_and_ordered_as_a_federation_does() -> None:
