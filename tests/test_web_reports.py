@@ -157,3 +157,20 @@ def test_the_reminder_button_and_the_push_link(world: World, app: Flask) -> None
     # The push opens /reports/<id>, which sends each officer to their own union's page.
     link = a.get(f"/reports/{report_id}")
     assert link.status_code == 302 and link.headers["Location"].endswith(f"/t/union-a/reports/{report_id}")
+
+
+HOSTILE = ["9" * 5000, str(2**63), "-" + str(2**63 + 1), "1e400", "nan", "\x00", "\ufffe", "=1+1"]
+
+
+def test_hostile_values_in_the_report_forms_are_never_server_errors(world: World, app: Flask) -> None:
+    staff, report_id = _send(app)
+    a = Browser(app, "union-a", "aadmin")
+    for value in HOSTILE:
+        sent = staff.post("/t/fed/reports/new", {**FORM, "due_at": value, "audience_unit": value,
+                                                 "audience_union": value, "f1_type": value, "f4_label": value,
+                                                 "f4_type": "choice", "f4_choices": value})
+        assert sent.status_code in (302, 422), (value, sent.status_code)
+        answered = a.post(f"/t/union-a/reports/{report_id}", {"v_q1": value, "v_q2": value, "v_q3": value})
+        assert answered.status_code == 422, (value, answered.status_code)
+        assert 400 <= a.get(f"/t/union-a/reports/{value}").status_code < 500
+    assert _answers(app) == 0
