@@ -282,6 +282,11 @@ def test_reminders_reach_only_officers_of_unions_that_have_not_answered(world: W
         endpoints[sub["endpoint"]] = f"{tenant}/{login_id}"
     jobs.drain()
     report = _make(world)
+    jobs.drain()
+    # Sent: the officers of both addressed unions are told, and nobody else (members, the staff, union C).
+    told = [(endpoints[m.endpoint], json.loads(m.payload)) for m in push_service.messages()]
+    assert sorted(who for who, _ in told) == ["union-a/aadmin", "union-b/badmin"]
+    assert {p["kind"] for _, p in told} == {"report_request"} and told[0][1]["url"] == f"/reports/{report['id']}"
     _answer(world, "union-a", report["id"], A_VALUES)
     before = len(push_service.messages())
     r = world.as_("fed", "staff").post(f"{FED}/{report['id']}/reminders")

@@ -1,4 +1,5 @@
-"""The push reminding the officers of unions that have not answered a report request.
+"""The pushes of a report request: one telling the addressed unions' officers that it was sent, and the reminder to
+the officers of unions that have not answered.
 
 A job that reads the request, its addressed unions and their answers again when it runs: a union that answered
 since gets nothing, nor does an officer whose role was revoked or who was suspended (F7), and the firewall is
@@ -28,6 +29,16 @@ def request_reminder(report: ReportRequest, subject: Subject) -> int:
 
 @job
 def push_report_reminder(report_id: int) -> None:
+    _push(report_id, "report_reminder", "上部団体への報告の提出をお願いします", "reminder")
+
+
+@job
+def push_report_request(report_id: int) -> None:
+    """Sent with the request: the same recipients as a reminder (at that moment no union has answered)."""
+    _push(report_id, "report_request", "上部団体から報告の依頼が届きました", "request")
+
+
+def _push(report_id: int, kind: str, body: str, key: str) -> None:
     report = db.session.get(ReportRequest, report_id)
     if report is None:
         return
@@ -35,6 +46,5 @@ def push_report_reminder(report_id: int) -> None:
     users = service.reminder_recipients(report)
     if federation is None or not users:
         return
-    payload = message_payload("report_reminder", report.title, "上部団体への報告の提出をお願いします",
-                              f"/reports/{report.id}", federation.name)
-    send_to_users(users, payload, topic=f"r{report.id}", ttl=TTL, job_key=f"r{report.id}-reminder")
+    payload = message_payload(kind, report.title, body, f"/reports/{report.id}", federation.name)
+    send_to_users(users, payload, topic=f"r{report.id}", ttl=TTL, job_key=f"r{report.id}-{key}")

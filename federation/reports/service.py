@@ -26,6 +26,7 @@ from federation.dbutil import get_row
 from federation.errors import APIError, conflict
 from federation.extensions import db, utcnow
 from federation.firewall import Denied, Subject
+from federation.jobs import enqueue_after_commit
 from federation.notices import audience as aud
 from federation.notices import reads as notice_reads
 from federation.reports.models import TYPES, ReportAnswer, ReportRequest
@@ -104,6 +105,9 @@ def create(federation: Tenant, subject: Subject, body: dict[str, Any]) -> Report
     db.session.flush()
     record("report.requested", actor=subject.key, tenant=federation.slug,
            data={"report_id": report.id, "audience": audience})
+    from federation.reports.reminders import push_report_request
+
+    enqueue_after_commit(push_report_request, report.id)
     db.session.commit()
     return report
 

@@ -58,14 +58,14 @@ self.addEventListener("push", function (event) {
     return;
   }
   var title = data.title || "musubi";
-  if (data.kind === "reminder") title = "⏰ " + title;
+  if (data.kind === "reminder" || data.kind === "report_reminder") title = "⏰ " + title;
   var lines = [];
   if (data.tenant) lines.push(data.tenant);
   if (data.excerpt) lines.push(data.excerpt);
   event.waitUntil(self.registration.showNotification(title, {
     body: lines.join("\n"),
     tag: tagOf(data),
-    renotify: data.kind === "reminder",
+    renotify: data.kind === "reminder" || data.kind === "report_reminder",
     icon: "/static/icons/icon-192.png",
     badge: "/static/icons/badge-72.png",
     lang: "ja",
