@@ -154,6 +154,7 @@ class _Server(ThreadingHTTPServer):
         self.service = service
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self.connections_accepted = 0
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
@@ -168,6 +169,7 @@ class _Server(ThreadingHTTPServer):
     def track(self, connection: socket.socket) -> None:
         with self._connections_lock:
             self._connections.add(connection)
+            self.connections_accepted += 1
 
     def untrack(self, connection: socket.socket) -> None:
         with self._connections_lock:
@@ -394,6 +396,14 @@ class LocalPushService:
             if endpoint is None:
                 return list(self._messages)
             return [message for message in self._messages if message.endpoint == endpoint]
+
+    def connections(self) -> tuple[int, int]:
+        """(accepted so far, open now): TCP connections from senders, to check that they reuse them."""
+        server = self._server
+        if server is None:
+            return 0, 0
+        with server._connections_lock:
+            return server.connections_accepted, len(server._connections)
 
     def rejected(self) -> list[Rejection]:
         with self._lock:
