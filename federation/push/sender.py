@@ -219,16 +219,11 @@ class Sender:
     # --- sending ---
 
     async def _send_one(self, session: aiohttp.ClientSession, gate: asyncio.Semaphore, keys: vapid.VapidKeys,
-                        sub: dict[str, Any], body: bytes, headers: dict[str, str], ttl: int,
-                        allowed: tuple[addresses.Network, ...]) -> Outcome:
+                        sub: dict[str, Any], origin: str, problem: str | None, body: bytes, headers: dict[str, str],
+                        ttl: int) -> Outcome:
         endpoint = sub["endpoint"]
-        # The URL as written again (the row may predate the rule); a host name is checked on its resolved
-        # addresses by the connector's resolver, when connecting.
-        problem = addresses.endpoint_problem(endpoint, allowed)
         if problem:
             return Outcome(sub["id"], REFUSED, reason=problem)
-        parts = urlsplit(endpoint)
-        origin = f"{parts.scheme}://{parts.netloc}"
         paused = self.breaker.open_for(origin)
         if paused > 0:
             return Outcome(sub["id"], 0, paused)
@@ -239,7 +234,7 @@ class Sender:
                 # CPU-second) with the same headers it would send.
                 encrypted = WebPusher(sub).encode(body, "aes128gcm")["body"]
                 async with session.post(endpoint, data=encrypted, allow_redirects=False, headers={
-                    **headers, "TTL": str(ttl), "Authorization": keys.authorization(endpoint),
+                    **headers, "TTL": str(ttl), "Authorization": keys.authorization_for(origin),
                     "Content-Encoding": "aes128gcm", "Content-Type": "application/octet-stream",
                 }) as resp:
                     await resp.read()
@@ -263,8 +258,22 @@ class Sender:
             # One gate for the process: batches sent at once by several threads share the concurrency.
             self._gate = asyncio.Semaphore(self.concurrency)
         session = self._session(allowed)
-        return list(await asyncio.gather(*(self._send_one(session, self._gate, keys, s, body, headers, ttl,
-                                                          allowed) for s in subs)))
+        # The URL as written is checked again (the row may predate the rule). What is checked (scheme, host, port,
+        # user info) is all in the origin, so once per origin and batch; a host name is checked on its resolved
+        # addresses by the connector's resolver, when connecting.
+        problems: dict[str, str | None] = {}
+        sends = []
+        for sub in subs:
+            try:
+                parts = urlsplit(sub["endpoint"])
+                origin = f"{parts.scheme}://{parts.netloc}"
+            except ValueError:
+                origin = ""
+            if origin not in problems:
+                problems[origin] = addresses.endpoint_problem(sub["endpoint"], allowed) if origin else "not a URL"
+            sends.append(self._send_one(session, self._gate, keys, sub, origin, problems[origin], body, headers,
+                                        ttl))
+        return list(await asyncio.gather(*sends))
 
     def send_all(self, keys: vapid.VapidKeys, subs: list[dict[str, Any]], body: bytes, headers: dict[str, str],
                  allowed: tuple[addresses.Network, ...] | None = None) -> list[Outcome]:
