@@ -615,6 +615,40 @@ class LocalPushService:
             raise _Refusal(400, f"payload does not decrypt: {detail}") from exc
 
 
+def _control(service: LocalPushService, commands: Any, answers: Any) -> None:
+    """Commands from a benchmark in another process. The tally per topic is kept as messages arrive between two
+    questions, so asking often costs the service little however many pushes it holds."""
+    seen = 0
+    topics: dict[str, dict[str, Any]] = {}
+    for line in commands:
+        command = line.strip()
+        if command == "reset":
+            service.reset()
+            seen, topics = 0, {}
+            answers.write("{}\n")
+        elif command == "stats":
+            messages = service.messages()
+            for message in messages[seen:]:
+                tally = topics.setdefault(message.topic or "", {"accepted": 0, "endpoints": set(), "first": None,
+                                                                 "last": None})
+                tally["accepted"] += 1
+                tally["endpoints"].add(message.endpoint)
+                tally["first"] = message.received_at if tally["first"] is None else tally["first"]
+                tally["last"] = message.received_at
+            seen = len(messages)
+            rejected: dict[str, int] = {}
+            for rejection in service.rejected():
+                rejected[str(rejection.status)] = rejected.get(str(rejection.status), 0) + 1
+            accepted, open_now = service.connections()
+            answers.write(json.dumps({
+                "topics": {t: {"accepted": v["accepted"], "devices": len(v["endpoints"]), "first": v["first"],
+                               "last": v["last"]} for t, v in topics.items()},
+                "rejected": rejected, "connections": {"accepted": accepted, "open": open_now}}) + "\n")
+        elif command:
+            answers.write(json.dumps({"error": f"unknown command {command!r}"}) + "\n")
+        answers.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devtools.local_push",
@@ -625,12 +659,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subscriptions", type=int, default=1, help="how many subscriptions to create and print")
     parser.add_argument("--no-decrypt", action="store_true", help="accept payloads without decrypting them")
     parser.add_argument("--quiet", action="store_true", help="print the origin and subscriptions only (benchmarks)")
+    parser.add_argument("--control", action="store_true",
+                        help="answer commands on stdin, one JSON line each: 'stats' (accepted pushes per topic, "
+                             "rejections, connections) and 'reset' (benchmarks in another process)")
     args = parser.parse_args(argv)
 
     service = LocalPushService(args.host, args.port, decrypt=not args.no_decrypt).start()
     print(service.origin, flush=True)
     for _ in range(args.subscriptions):
         print(json.dumps(service.new_subscription()), flush=True)
+    if args.control:
+        try:
+            _control(service, sys.stdin, sys.stdout)
+        finally:
+            service.stop()
+        return 0
     shown_messages = shown_rejections = 0
     try:
         while True:
