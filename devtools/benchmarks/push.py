@@ -9,8 +9,8 @@ nothing is lost: the pushes the service accepted, the sends recorded in the data
 counted and compared.
 
 Database: a scratch SQLite file, or a scratch PostgreSQL database when MUSUBI_BENCH_DATABASE_URL is set (as the
-other suites); Redis: MUSUBI_BENCH_REDIS_URL (default db 14, flushed). MUSUBI_BENCH_PUSH_PROFILE=1 adds a third,
-unscored run with one worker under cProfile and notes where its time went.
+other suites); Redis: MUSUBI_BENCH_REDIS_URL (default db 14, flushed). MUSUBI_BENCH_PUSH_PROFILE=1 (or a file name to
+keep the profile in) adds a third, unscored run with one worker under cProfile and notes where its time went.
 """
 from __future__ import annotations
 
@@ -295,6 +295,11 @@ def _phase(scratch: pg.Scratch, service: PushService, world, workers: int, notic
                        f"{stats['connections']['accepted']}; " + _job_phases())}
     if profile:
         out["profile"] = _profile_summary(prof_file)
+        kept = os.environ["MUSUBI_BENCH_PUSH_PROFILE"]
+        if kept not in ("1", "yes", "true"):
+            import shutil
+
+            shutil.copy(prof_file, kept)  # a path: keep the profile for pstats or snakeviz
     return out
 
 

@@ -145,10 +145,9 @@ class Sender:
 
     The loop runs on a thread of its own for the life of the process, with one aiohttp session whose connector pools
     keep-alive connections per push-service origin: the batches a worker runs one after another reuse the
-    connections of the ones before (a new TLS handshake per batch costs more than the encryption of a batch's first
-    messages). A rule change for private addresses gets a session of its own, so a connection opened under the old
-    rule is never reused under the new one. A forked child starts its own loop; `close()` (worker stop, exit) closes
-    the connections cleanly."""
+    connections of the ones before instead of a new TCP (and TLS) handshake per batch and origin. A rule change for
+    private addresses gets a session of its own, so a connection opened under the old rule is never reused under
+    the new one. A forked child starts its own loop; `close()` (worker stop, exit) closes the connections cleanly."""
 
     def __init__(self, concurrency: int, timeout: float) -> None:
         self.concurrency = max(1, concurrency)
@@ -197,15 +196,14 @@ class Sender:
         """Close the pooled connections and end the loop's thread (a worker stopping, the process exiting). The
         next send starts a new loop."""
         with self._lock:
-            loop, thread, pid = self._loop, self._thread, self._pid
-            self._loop, self._thread = None, None
+            loop, thread, pid, sessions = self._loop, self._thread, self._pid, self._sessions
+            self._loop, self._thread, self._sessions, self._gate = None, None, {}, None
         if loop is None or pid != os.getpid() or thread is None or not thread.is_alive():
             return
 
         async def close_sessions() -> None:
-            for session in list(self._sessions.values()):
+            for session in list(sessions.values()):
                 await session.close()
-            self._sessions.clear()
 
         try:
             asyncio.run_coroutine_threadsafe(close_sessions(), loop).result(timeout=10)
