@@ -233,6 +233,28 @@ def test_a_429_in_a_pooled_batch_holds_back_only_its_own_device(tmp_path):
             sender.close()
 
 
+def test_each_push_service_origin_keeps_its_own_pool_across_batches(tmp_path):
+    from federation.push.addresses import parse_networks
+    from federation.push.sender import Sender
+
+    keys, local = _sender_keys(tmp_path), parse_networks("127.0.0.1")
+    with LocalPushService() as one, LocalPushService() as two:
+        subs = [{**(one if i % 2 else two).new_subscription(), "id": i} for i in range(24)]
+        one.fail(subs[1]["endpoint"], 429, retry_after=30)  # one origin limits one device: the other goes on
+        sender = Sender(concurrency=2, timeout=10)
+        try:
+            statuses = {}
+            for start in range(0, 24, 8):
+                for o in sender.send_all(keys, subs[start:start + 8], b'{"v":1}', HEADERS, local):
+                    statuses[o.subscription_id] = o.status
+            assert statuses == {i: 429 if i == 1 else 201 for i in range(24)}
+            # Pooled per origin: each service saw at most `concurrency` connections over the three batches.
+            assert one.connections()[0] <= 2 and two.connections()[0] <= 2
+            assert len(one.messages()) == 11 and len(two.messages()) == 12
+        finally:
+            sender.close()
+
+
 def test_running_the_same_batch_again_pushes_nothing_twice(world, push, app):
     from federation.notices.models import Delivery
     from federation.push import sender
