@@ -148,6 +148,14 @@ def _run(result: SuiteResult, scratch: pg.Scratch, service: PushService, unions:
     result.notes.append(f"floor: pywebpush encryption of the {len(body)}-byte payload for each of the {count:,} "
                         f"subscriptions, one core, {floor:,.0f} per CPU-second")
 
+    aio, plain = _http_costs(service, subs[:4000], body)
+    result.add("HTTP alone: aiohttp posts per CPU-second", aio, "/s", "reported", floor, None)
+    result.add("HTTP alone: plain asyncio-streams posts per CPU-second", plain, "/s", "reported", floor, None)
+    result.notes.append(f"HTTP alone, {min(count, 4000):,} pre-encrypted pushes over 32 keep-alive connections in this "
+                        f"process: aiohttp {1e6 / aio:.0f} µs each, a plain HTTP/1.1 client on asyncio streams "
+                        f"{1e6 / plain:.0f} µs (what the sender's client costs against the encryption's "
+                        f"{1e6 / floor:.0f} µs)")
+
     runs: dict[int, dict[str, Any]] = {}
     for workers, key in ((1, "w1"), (2, "w2")):
         runs[workers] = _phase(scratch, service, world, workers, notices[key], count)
@@ -243,6 +251,68 @@ def _encryption_floor(subs: list[dict[str, Any]], body: bytes) -> float:
     return len(subs) / (time.thread_time() - c0)
 
 
+def _http_costs(service: PushService, subs: list[dict[str, Any]], body: bytes) -> tuple[float, float]:
+    """Posts per CPU-second of this thread for the HTTP part alone (bodies encrypted beforehand), through aiohttp as
+    the sender posts, and through a plain HTTP/1.1 keep-alive client on asyncio streams: how much of a push the
+    client costs, and how much a leaner one would."""
+    import asyncio
+    import tempfile
+    from urllib.parse import urlsplit
+
+    import aiohttp
+    from pywebpush import WebPusher
+
+    from federation.push import vapid
+
+    with tempfile.TemporaryDirectory() as tmp:
+        vapid.generate(Path(tmp) / "vapid.json")
+        keys = vapid.VapidKeys.load(Path(tmp) / "vapid.json", "mailto:bench@musubi.invalid")
+    bodies = [WebPusher(sub).encode(body, "aes128gcm")["body"] for sub in subs]
+    headers = {"TTL": "3600", "Urgency": "high", "Topic": "http",
+               "Authorization": keys.authorization_for(service.origin), "Content-Encoding": "aes128gcm",
+               "Content-Type": "application/octet-stream"}
+    origin = urlsplit(service.origin)
+
+    async def with_aiohttp() -> float:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
+            gate = asyncio.Semaphore(32)
+
+            async def one(i: int) -> None:
+                async with gate, session.post(subs[i]["endpoint"], data=bodies[i], headers=headers,
+                                              allow_redirects=False) as resp:
+                    await resp.read()
+
+            c0 = time.thread_time()
+            await asyncio.gather(*(one(i) for i in range(len(subs))))
+            return len(subs) / (time.thread_time() - c0)
+
+    async def plain() -> float:
+        block = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        todo = list(range(len(subs)))
+
+        async def connection() -> None:
+            reader, writer = await asyncio.open_connection(origin.hostname, origin.port)
+            while todo:
+                i = todo.pop()
+                path = subs[i]["endpoint"][len(service.origin):]
+                writer.write(f"POST {path} HTTP/1.1\r\nHost: {origin.netloc}\r\n{block}Content-Length: "
+                             f"{len(bodies[i])}\r\n\r\n".encode() + bodies[i])
+                await reader.readline()  # the status line
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                if length:
+                    await reader.readexactly(length)
+            writer.close()
+
+        c0 = time.thread_time()
+        await asyncio.gather(*(connection() for _ in range(32)))
+        return len(subs) / (time.thread_time() - c0)
+
+    return asyncio.run(with_aiohttp()), asyncio.run(plain())
+
+
 # --- one run --------------------------------------------------------------------------------------------------------
 
 def _phase(scratch: pg.Scratch, service: PushService, world, workers: int, notice_id: int,  # type: ignore[no-untyped-def]
@@ -250,6 +320,7 @@ def _phase(scratch: pg.Scratch, service: PushService, world, workers: int, notic
     from devtools.benchmarks.cascade import _wait_for_workers
 
     procs = []
+    connections_before = service.ask("stats")["connections"]["accepted"]
     prof_file = scratch.tmp / f"worker-{notice_id}.prof"
     for i in range(workers):
         args = ["cli.py", "worker"]
@@ -291,8 +362,9 @@ def _phase(scratch: pg.Scratch, service: PushService, world, workers: int, notic
            "summary": (f"{topic['devices']:,} of {count:,} subscriptions accepted by the push service "
                        f"({topic['accepted']:,} pushes, none twice: {topic['accepted'] == topic['devices']}), "
                        f"{sent:,} sends recorded; publish → first accepted {(topic['first'] or w0) - w0:.2f} s, → "
-                       f"last {elapsed:.2f} s; rejected {stats['rejected'] or 'none'}; connections opened "
-                       f"{stats['connections']['accepted']}; " + _job_phases())}
+                       f"last {elapsed:.2f} s; rejected {stats['rejected'] or 'none'}; connections the workers opened "
+                       f"{stats['connections']['accepted'] - connections_before} (warm-up included); "
+                       + _job_phases())}
     if profile:
         out["profile"] = _profile_summary(prof_file)
         kept = os.environ["MUSUBI_BENCH_PUSH_PROFILE"]
