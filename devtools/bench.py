@@ -2,7 +2,8 @@
 the same run (the machines are shared and noisy: ratios hold, absolute figures drift).
 
 Suites: authz (in process, SQLite scratch database), cascade and inbox (PostgreSQL via MUSUBI_BENCH_DATABASE_URL,
-Redis via MUSUBI_BENCH_REDIS_URL), push (the local push service), revoke (two processes). Each writes a scratch
+Redis via MUSUBI_BENCH_REDIS_URL), push (the local push service and RQ workers on Redis; SQLite, or PostgreSQL when
+MUSUBI_BENCH_DATABASE_URL is set), revoke (two processes). Each writes a scratch
 database of its own; nothing touches the configured DATABASE_URL.
 """
 from __future__ import annotations
@@ -23,7 +24,8 @@ SUITE_HELP = {
     "authz": "permission checks with 200,000 users in 500 tenants, cold and warm, against a dict lookup",
     "cascade": "one federation notice to 200,000 members in 500 unions on PostgreSQL, against COPY",
     "inbox": "GET /api/v1/me/inbox through gunicorn on PostgreSQL, against a trivial endpoint",
-    "push": "Web Push to the local push service, against encryption alone",
+    "push": "one notice to 200,000 subscriptions at the local push service through 1 and 2 RQ workers, against "
+            "encryption alone",
     "revoke": "a role revoked or a user suspended, then the very next request in another process",
     "ballot": "10,000 voters cast on a 5-option secret ballot, then tally and verify, against the curve arithmetic",
     "load": "members reading and stamping, editors publishing, 2,000 connections through gunicorn",

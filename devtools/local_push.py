@@ -154,6 +154,7 @@ class _Server(ThreadingHTTPServer):
         self.service = service
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self.connections_accepted = 0
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
@@ -168,6 +169,7 @@ class _Server(ThreadingHTTPServer):
     def track(self, connection: socket.socket) -> None:
         with self._connections_lock:
             self._connections.add(connection)
+            self.connections_accepted += 1
 
     def untrack(self, connection: socket.socket) -> None:
         with self._connections_lock:
@@ -395,6 +397,14 @@ class LocalPushService:
                 return list(self._messages)
             return [message for message in self._messages if message.endpoint == endpoint]
 
+    def connections(self) -> tuple[int, int]:
+        """(accepted so far, open now): TCP connections from senders, to check that they reuse them."""
+        server = self._server
+        if server is None:
+            return 0, 0
+        with server._connections_lock:
+            return server.connections_accepted, len(server._connections)
+
     def rejected(self) -> list[Rejection]:
         with self._lock:
             return list(self._rejections)
@@ -605,6 +615,40 @@ class LocalPushService:
             raise _Refusal(400, f"payload does not decrypt: {detail}") from exc
 
 
+def _control(service: LocalPushService, commands: Any, answers: Any) -> None:
+    """Commands from a benchmark in another process. The tally per topic is kept as messages arrive between two
+    questions, so asking often costs the service little however many pushes it holds."""
+    seen = 0
+    topics: dict[str, dict[str, Any]] = {}
+    for line in commands:
+        command = line.strip()
+        if command == "reset":
+            service.reset()
+            seen, topics = 0, {}
+            answers.write("{}\n")
+        elif command == "stats":
+            messages = service.messages()
+            for message in messages[seen:]:
+                tally = topics.setdefault(message.topic or "", {"accepted": 0, "endpoints": set(), "first": None,
+                                                                 "last": None})
+                tally["accepted"] += 1
+                tally["endpoints"].add(message.endpoint)
+                tally["first"] = message.received_at if tally["first"] is None else tally["first"]
+                tally["last"] = message.received_at
+            seen = len(messages)
+            rejected: dict[str, int] = {}
+            for rejection in service.rejected():
+                rejected[str(rejection.status)] = rejected.get(str(rejection.status), 0) + 1
+            accepted, open_now = service.connections()
+            answers.write(json.dumps({
+                "topics": {t: {"accepted": v["accepted"], "devices": len(v["endpoints"]), "first": v["first"],
+                               "last": v["last"]} for t, v in topics.items()},
+                "rejected": rejected, "connections": {"accepted": accepted, "open": open_now}}) + "\n")
+        elif command:
+            answers.write(json.dumps({"error": f"unknown command {command!r}"}) + "\n")
+        answers.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devtools.local_push",
@@ -615,12 +659,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subscriptions", type=int, default=1, help="how many subscriptions to create and print")
     parser.add_argument("--no-decrypt", action="store_true", help="accept payloads without decrypting them")
     parser.add_argument("--quiet", action="store_true", help="print the origin and subscriptions only (benchmarks)")
+    parser.add_argument("--control", action="store_true",
+                        help="answer commands on stdin, one JSON line each: 'stats' (accepted pushes per topic, "
+                             "rejections, connections) and 'reset' (benchmarks in another process)")
     args = parser.parse_args(argv)
 
     service = LocalPushService(args.host, args.port, decrypt=not args.no_decrypt).start()
     print(service.origin, flush=True)
     for _ in range(args.subscriptions):
         print(json.dumps(service.new_subscription()), flush=True)
+    if args.control:
+        try:
+            _control(service, sys.stdin, sys.stdout)
+        finally:
+            service.stop()
+        return 0
     shown_messages = shown_rejections = 0
     try:
         while True:

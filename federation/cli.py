@@ -162,6 +162,9 @@ def worker(burst: bool, fork: bool) -> None:
         w.work(burst=burst, with_scheduler=True, logging_level="INFO")
     finally:
         stop_scheduler_child(w)
+        from federation.push.sender import close_sender
+
+        close_sender()  # the pooled push-service connections, closed rather than dropped
 
 
 @cli.command("scheduler", with_appcontext=False)

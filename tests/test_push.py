@@ -173,6 +173,88 @@ def test_429_and_500_are_retried_and_each_device_gets_the_push_exactly_once(worl
     assert stats["delivered"] == 3
 
 
+def _sender_keys(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from federation.push import vapid
+
+    path = tmp_path / "vapid.json"
+    vapid.generate(path)
+    return vapid.VapidKeys.load(path, "mailto:push-test@musubi.invalid")
+
+
+HEADERS = {"TTL": "3600", "Urgency": "normal", "Topic": "n1"}
+
+
+def test_batches_one_after_another_reuse_the_connections_to_the_push_service(tmp_path):
+    from federation.push.addresses import parse_networks
+    from federation.push.sender import Sender
+
+    keys, local = _sender_keys(tmp_path), parse_networks("127.0.0.1")
+    with LocalPushService() as service:
+        subs = [{**service.new_subscription(), "id": i} for i in range(24)]
+        sender = Sender(concurrency=2, timeout=10)
+        try:
+            for start in range(0, 24, 6):  # four batches, as one worker runs four jobs
+                outcomes = sender.send_all(keys, subs[start:start + 6], b'{"v":1}', HEADERS, local)
+                assert [o.status for o in outcomes] == [201] * 6
+            # One pool for the process: at most `concurrency` connections, however many batches went through it
+            # (a session per batch opened at least one connection per batch).
+            assert service.connections()[0] <= 2
+            assert len(service.messages()) == 24 and service.rejected() == []
+        finally:
+            sender.close()
+        # Closed on stop: the service sees its connections end rather than time out.
+        wait_until(lambda: service.connections()[1] == 0, timeout=5)
+        # A sender used again after close starts a new loop and pool.
+        try:
+            assert [o.status for o in sender.send_all(keys, subs[:2], b'{"v":1}', HEADERS, local)] == [201, 201]
+        finally:
+            sender.close()
+
+
+def test_a_429_in_a_pooled_batch_holds_back_only_its_own_device(tmp_path):
+    from federation.push.addresses import parse_networks
+    from federation.push.sender import Sender
+
+    keys, local = _sender_keys(tmp_path), parse_networks("127.0.0.1")
+    with LocalPushService() as service:
+        subs = [{**service.new_subscription(), "id": i} for i in range(8)]
+        service.fail(subs[3]["endpoint"], 429, retry_after=7)
+        sender = Sender(concurrency=2, timeout=10)
+        try:
+            first = {o.subscription_id: o for o in sender.send_all(keys, subs[:4], b'{"v":1}', HEADERS, local)}
+            assert {i: o.status for i, o in first.items()} == {0: 201, 1: 201, 2: 201, 3: 429}
+            assert first[3].retry_after == 7 and first[0].retry_after == 0
+            # The next batch goes on at once over the same connections, and the limited device's retry gets in.
+            rest = sender.send_all(keys, subs[4:] + [subs[3]], b'{"v":1}', HEADERS, local)
+            assert [o.status for o in rest] == [201] * 5
+            assert service.connections()[0] <= 2
+            assert sorted(m.endpoint for m in service.messages()) == sorted(s["endpoint"] for s in subs)
+        finally:
+            sender.close()
+
+
+def test_each_push_service_origin_keeps_its_own_pool_across_batches(tmp_path):
+    from federation.push.addresses import parse_networks
+    from federation.push.sender import Sender
+
+    keys, local = _sender_keys(tmp_path), parse_networks("127.0.0.1")
+    with LocalPushService() as one, LocalPushService() as two:
+        subs = [{**(one if i % 2 else two).new_subscription(), "id": i} for i in range(24)]
+        one.fail(subs[1]["endpoint"], 429, retry_after=30)  # one origin limits one device: the other goes on
+        sender = Sender(concurrency=2, timeout=10)
+        try:
+            statuses = {}
+            for start in range(0, 24, 8):
+                for o in sender.send_all(keys, subs[start:start + 8], b'{"v":1}', HEADERS, local):
+                    statuses[o.subscription_id] = o.status
+            assert statuses == {i: 429 if i == 1 else 201 for i in range(24)}
+            # Pooled per origin: each service saw at most `concurrency` connections over the three batches.
+            assert one.connections()[0] <= 2 and two.connections()[0] <= 2
+            assert len(one.messages()) == 11 and len(two.messages()) == 12
+        finally:
+            sender.close()
+
+
 def test_running_the_same_batch_again_pushes_nothing_twice(world, push, app):
     from federation.notices.models import Delivery
     from federation.push import sender

@@ -65,7 +65,10 @@ class VapidKeys:
     def authorization(self, endpoint: str) -> str:
         """`vapid t=JWT, k=KEY` for the endpoint's origin, signed once per origin and period."""
         parts = urlsplit(endpoint)
-        origin = f"{parts.scheme}://{parts.netloc}"
+        return self.authorization_for(f"{parts.scheme}://{parts.netloc}")
+
+    def authorization_for(self, origin: str) -> str:
+        """The same, for an origin (`scheme://host[:port]`) the caller has already split off."""
         now = time.time()
         cached = self._headers.get(origin)
         if cached and cached[0] - RENEW_BEFORE > now:
