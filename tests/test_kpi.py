@@ -232,3 +232,46 @@ def test_roster_set_and_cleared(world: World) -> None:
     assert admin.put(f"{_union('union-a')}/roster", json={"roster_size": 20}).get_json()["roster_size"] == 20
     assert admin.get(_union("union-a")).get_json()["coverage"] == 25.0  # 5 of 20
     assert admin.put(f"{_union('union-a')}/roster", json={"roster_size": None}).get_json()["roster_size"] is None
+
+
+# --- the pages -----------------------------------------------------------------------------------------------------
+
+def test_union_page_charts_and_roster_form(kpi_world: World) -> None:
+    from web_support import Browser
+
+    admin = Browser(kpi_world.app, "union-a", "aadmin")
+    page = admin.text("/t/union-a/kpi")
+    assert page.count("<svg class=\"chart\"") == 2 and "<title id=\"kpi-reg-title\">" in page
+    assert "<desc id=\"kpi-units-desc\">" in page and "a工場支部" in page and "75.0%" in page
+    assert "roster_size" in page and 'name="csrf_token"' in page
+    assert "/t/union-a/kpi" in page  # in the menu
+    r = admin.post("/t/union-a/kpi/roster", {"roster_size": "１２"})  # full-width digits, as phones type them
+    assert r.status_code == 302, r.status_code
+    assert kpi_world.as_("union-a", "aadmin").get(f"{_union('union-a')}/roster").get_json()["roster_size"] == 12
+    r = admin.post("/t/union-a/kpi/roster", {"roster_size": "たくさん"})
+    assert r.status_code == 422 and 'aria-invalid="true"' in r.get_data(as_text=True)
+    assert kpi_world.as_("union-a", "aadmin").get(f"{_union('union-a')}/roster").get_json()["roster_size"] == 12
+    assert admin.post("/t/union-a/kpi/roster", {"roster_size": "5"}, token=False).status_code in (400, 403)
+    # The editor sees the board without the form, and cannot post it.
+    editor = Browser(kpi_world.app, "union-a", "aeditor")
+    page = editor.text("/t/union-a/kpi")
+    assert "<svg class=\"chart\"" in page and 'name="roster_size"' not in page
+    assert editor.post("/t/union-a/kpi/roster", {"roster_size": "5"}).status_code == 403
+
+
+def test_federation_page_and_who_may_open_which(kpi_world: World) -> None:
+    from web_support import Browser
+
+    page = Browser(kpi_world.app, "fed", "staff").text("/t/fed/kpi")
+    assert "A通信労組" in page and "D大阪労組" in page and "<svg class=\"chart\"" in page
+    assert "a工場支部" not in page and "渡辺" not in page and "/t/fed/kpi" in page
+    tokyo = Browser(kpi_world.app, "fed", "tokyo").text("/t/fed/kpi")
+    assert "A通信労組" in tokyo and "D大阪労組" not in tokyo
+    for who, path in ((("union-a", "a1"), "/t/union-a/kpi"), (("union-b", "badmin"), "/t/union-a/kpi"),
+                      (("fed", "staff"), "/t/union-a/kpi"), (("union-a", "aadmin"), "/t/fed/kpi"),
+                      (("platform", "aud"), "/t/union-a/kpi"), (("fed2", "staff"), "/t/fed/kpi")):
+        r = Browser(kpi_world.app, *who).get(path)
+        assert r.status_code in (403, 404), (who, path, r.status_code)
+        assert "a工場支部" not in r.get_data(as_text=True)
+    # A plain member has no such menu item.
+    assert "/t/union-a/kpi" not in Browser(kpi_world.app, "union-a", "a1").text("/inbox")

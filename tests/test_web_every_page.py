@@ -151,7 +151,7 @@ class PagesWorld(ServedWorld):
                 ("fed-receipts", f"/t/fed/notices/{i['fed_notice']}/receipts"), ("fed-units", "/t/fed/units"),
                 ("fed-questions", f"/t/fed/notices/{i['fed_notice']}/comments"),
                 ("fed-officers-channel", f"/t/fed/notices/{i['officers_notice']}/comments"),
-                ("fed-settings", "/settings")],
+                ("fed-kpi", "/t/fed/kpi"), ("fed-settings", "/settings")],
             ("union-a", "aadmin"): [
                 ("union-inbox", "/inbox"), ("union-notices", "/t/union-a/notices"),
                 ("union-compose", "/t/union-a/notices/new"), ("union-relay", "/t/union-a/relay"),
@@ -174,7 +174,7 @@ class PagesWorld(ServedWorld):
                 ("union-ballot-result", f"/t/union-a/ballots/{i['tallied']}/result"),
                 ("union-notice-stats", f"/t/union-a/notices/{i['union_notice']}/stats"),
                 ("union-notice-comments", f"/t/union-a/notices/{i['union_notice']}/comments"),
-                ("union-officers-notice", f"/notices/{i['officers_notice']}")],
+                ("union-officers-notice", f"/notices/{i['officers_notice']}"), ("union-kpi", "/t/union-a/kpi")],
             ("union-a", "a1"): [
                 ("member-inbox", "/inbox"), ("member-notice", f"/notices/{i['fed_notice']}"),
                 ("member-union-notice", f"/notices/{i['union_notice']}"),

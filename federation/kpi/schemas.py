@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from marshmallow import ValidationError
+from marshmallow import ValidationError, validate
 from marshmallow import fields as mf
-from marshmallow import validate
 
 from federation.kpi.service import MAX_ROSTER
 from federation.schemas import StrictSchema

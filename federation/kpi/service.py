@@ -16,7 +16,7 @@ import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import func, select
@@ -134,9 +134,9 @@ def _reads(ids: list[int], since: datetime) -> dict[int, tuple[Reads, dict[int |
 
 def _hours(submitted: datetime, decided: datetime) -> float:
     if submitted.tzinfo is None:
-        submitted = submitted.replace(tzinfo=timezone.utc)
+        submitted = submitted.replace(tzinfo=UTC)
     if decided.tzinfo is None:
-        decided = decided.replace(tzinfo=timezone.utc)
+        decided = decided.replace(tzinfo=UTC)
     return max(0.0, (decided - submitted).total_seconds() / 3600)
 
 
