@@ -244,6 +244,7 @@ def test_union_page_charts_and_roster_form(kpi_world: World) -> None:
     assert page.count("<svg class=\"chart\"") == 2 and "<title id=\"kpi-reg-title\">" in page
     assert "<desc id=\"kpi-units-desc\">" in page and "a工場支部" in page and "75.0%" in page
     assert "roster_size" in page and 'name="csrf_token"' in page
+    assert "30時間" in page and "4.2日" in page  # median 30 hours; the 90th percentile, 100 hours, in days
     assert "/t/union-a/kpi" in page  # in the menu
     r = admin.post("/t/union-a/kpi/roster", {"roster_size": "１２"})  # full-width digits, as phones type them
     assert r.status_code == 302, r.status_code

@@ -6,6 +6,7 @@ import unicodedata
 from typing import Any
 
 from flask import redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from federation.access import access_tenant, tenant_by_slug
@@ -23,7 +24,9 @@ def _hours_text(hours: float | None) -> str | None:
     """Hours as people read them: under two days in hours, otherwise in days (one decimal)."""
     if hours is None:
         return None
-    return f"{hours:g}h" if hours < 48 else f"{round(hours / 24, 1):g}d"
+    if hours < 48:
+        return str(_("%(n)s hours", n=f"{hours:g}"))
+    return str(_("%(n)s days", n=f"{round(hours / 24, 1):g}"))
 
 
 def _union_page(slug: str, *, error: str | None = None, entered: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
