@@ -20,9 +20,10 @@ def _union(slug: str) -> str:
 
 
 # Union A: 7 active members, branch (aadmin, aeditor, a1) and branch2 (a2, a3, a4, a5); 4 of them registered two
-# months ago, 3 this month. Its notice to all reaches the 7; 6 read it (not a5). Five applications decided after
-# 10, 20, 30, 40 and 100 hours. Union B: 3 active members (b2, b3 suspended), 2 applications decided. Union D: in
-# the Osaka council, outside the Tokyo council officer's reach.
+# months ago, a5 a minute before this month began (Japan time), a3 and a4 this month. Its notice to all reaches the
+# 7; 6 read it (not a5). Five applications decided after 10, 20, 30, 40 and 100 hours. Union B: 3 active members
+# (b2, b3 suspended), 2 applications decided. Union D: in the Osaka council, outside the Tokyo council officer's
+# reach.
 HOURS_A = (10, 20, 30, 40, 100)
 HOURS_B = (5, 7)
 
@@ -71,6 +72,11 @@ def kpi_world(world: World) -> World:
         db.session.execute(update(User).where(User.tenant_id == t["union-a"].id,
                                               User.login_id.in_(["aadmin", "aeditor", "a1", "a2"]))
                            .values(created_at=old))
+        # A minute before the month began in Japan: last month's.
+        from federation.kpi.service import month_start
+
+        db.session.execute(update(User).where(User.tenant_id == t["union-a"].id, User.login_id == "a5")
+                           .values(created_at=month_start(now) - timedelta(minutes=1)))
         db.session.commit()
         for login in ("b2", "b3"):
             user = db.session.execute(select(User).where(User.tenant_id == t["union-b"].id,
@@ -106,7 +112,7 @@ def test_union_officers_see_their_figures(kpi_world: World) -> None:
     assert board.status_code == 200, board.get_json()
     b = board.get_json()
     assert (b["registered"], b["roster"], b["coverage"]) == (7, 10, 70.0)
-    assert b["new_this_month"] == 3
+    assert b["new_this_month"] == 2  # a3 and a4; a5 registered a minute before the month began
     assert b["active_readers"] == 6
     assert b["read_rate"] == {"people": 7, "expected": 7, "read": 6, "rate": 85.7}
     units = {u["name"]: u for u in b["units"]}
@@ -159,7 +165,7 @@ def test_federation_sees_counts_with_small_groups_withheld(kpi_world: World) -> 
     assert set(rows) == {"union-a", "union-b", "union-d"}  # union-c is not affiliated
     a = rows["union-a"]
     assert (a["registered"], a["roster"], a["coverage"]) == (7, 10, 70.0)
-    assert a["new_this_month"] is None and "new_this_month" in a["withheld"]  # 3 people: fewer than 5
+    assert a["new_this_month"] is None and "new_this_month" in a["withheld"]  # 2 people: fewer than 5
     assert (a["active_readers"], a["read_rate"]) == (6, 85.7)
     assert (a["turnaround_decided"], a["turnaround_median_hours"], a["turnaround_p90_hours"]) == (5, 30.0, 100.0)
     assert "units" not in a
@@ -276,3 +282,18 @@ def test_federation_page_and_who_may_open_which(kpi_world: World) -> None:
         assert "a工場支部" not in r.get_data(as_text=True)
     # A plain member has no such menu item.
     assert "/t/union-a/kpi" not in Browser(kpi_world.app, "union-a", "a1").text("/inbox")
+
+
+def test_month_starts_in_japan_time_and_percentiles_by_nearest_rank() -> None:
+    from datetime import UTC, datetime
+
+    from federation.kpi.service import month_start, turnaround_of
+
+    # 00:30 on 1 December in Japan is still 30 November in UTC: the month has begun.
+    start = month_start(datetime(2026, 11, 30, 15, 30, tzinfo=UTC))
+    assert start.astimezone(UTC) == datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
+    assert month_start(datetime(2026, 11, 30, 14, 59, tzinfo=UTC)).astimezone(UTC) \
+        == datetime(2026, 10, 31, 15, 0, tzinfo=UTC)
+    assert turnaround_of([float(h) for h in range(1, 11)]) == {"decided": 10, "median_hours": 5.5, "p90_hours": 9.0}
+    assert turnaround_of([3.0]) == {"decided": 1, "median_hours": 3.0, "p90_hours": 3.0}
+    assert turnaround_of([]) == {"decided": 0, "median_hours": None, "p90_hours": None}
