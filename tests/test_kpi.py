@@ -238,6 +238,12 @@ def test_roster_set_and_cleared(world: World) -> None:
     assert admin.put(f"{_union('union-a')}/roster", json={"roster_size": 20}).get_json()["roster_size"] == 20
     assert admin.get(_union("union-a")).get_json()["coverage"] == 25.0  # 5 of 20
     assert admin.put(f"{_union('union-a')}/roster", json={"roster_size": None}).get_json()["roster_size"] is None
+    # Each change is in the audit chain, with the numbers and who made it.
+    entries = world.as_("platform", "aud").get("/api/v1/audit/log?tenant=union-a").get_json()["items"]
+    changes = [e for e in entries if e["kind"] == "kpi.roster"]
+    assert [(e["data"]["from"], e["data"]["to"]) for e in changes][-3:] in (
+        [(None, 0), (0, 20), (20, None)], [(20, None), (0, 20), (None, 0)])
+    assert {e["actor"] for e in changes} == {"user:union-a/aadmin"}
 
 
 # --- the pages -----------------------------------------------------------------------------------------------------

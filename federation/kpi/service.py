@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from federation.audit.chain import record
 from federation.errors import invalid
 from federation.extensions import db, utcnow
 from federation.firewall import Subject, firewall
@@ -229,12 +230,16 @@ def union_board(union: Tenant) -> dict[str, Any]:
             "turnaround": {**turnaround_of([h for _, h in f.decisions]), "forms": forms}, **_about()}
 
 
-def set_roster(union: Tenant, value: Any) -> Tenant:
-    """The union admin's roster size: a whole number from 0 to MAX_ROSTER, or None to clear it."""
+def set_roster(union: Tenant, subject: Subject, value: Any) -> Tenant:
+    """The union admin's roster size: a whole number from 0 to MAX_ROSTER, or None to clear it. Audited (the
+    federation sees it), with the old and new number."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                               or not 0 <= value <= MAX_ROSTER):
         raise invalid("roster_size", f"a whole number from 0 to {MAX_ROSTER}, or null")
-    union.roster_size = value
+    before = union.roster_size
+    if before != value:
+        union.roster_size = value
+        record("kpi.roster", actor=subject.key, tenant=union.slug, data={"from": before, "to": value})
     db.session.commit()
     return union
 

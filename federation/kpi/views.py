@@ -44,8 +44,8 @@ class UnionRoster(MethodView):
     @blp.response(200, KpiRosterOut)
     def put(self, body, slug):
         """Set the roster size (組合員名簿の人数) registrations are measured against; null clears it"""
-        tenant, _ = union_officer(slug, "write")
-        service.set_roster(tenant, body["roster_size"])
+        tenant, subject = union_officer(slug, "write")
+        service.set_roster(tenant, subject, body["roster_size"])
         return {"union": tenant.slug, "roster_size": tenant.roster_size}
 
 

@@ -59,11 +59,11 @@ def _roster_value(raw: str) -> Any:
 
 @bp.route("/t/<slug>/kpi/roster", methods=["POST"])
 def kpi_roster(slug: str):  # type: ignore[no-untyped-def]
-    tenant, _ = union_officer(slug, "write")
+    tenant, subject = union_officer(slug, "write")
     raw = request.form.get("roster_size", "")
     try:
         body = KpiRosterIn().load({"roster_size": _roster_value(raw)})
-        service.set_roster(tenant, body["roster_size"])
+        service.set_roster(tenant, subject, body["roster_size"])
     except (APIError, ValidationError):
         return _union_page(slug, error="roster_size", entered=raw[:20], status=422)
     return redirect(url_for("web.kpi", slug=slug, done="roster") + "#roster")
