@@ -60,6 +60,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from federation.audit import views as audit_views
     from federation.auth import views as auth_views
     from federation.ballots import views as ballot_views
+    from federation.kpi import views as kpi_views
     from federation.notices import views as notice_views
     from federation.push import views as push_views
     from federation.reports import views as report_views
@@ -68,7 +69,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from federation.twoway import views as twoway_views
 
     for blueprint in (auth_views.blp, tenant_views.blp, notice_views.blp, push_views.blp, audit_views.blp,
-                      ballot_views.blp, twoway_views.blp, report_views.blp, *space_blueprints()):
+                      ballot_views.blp, twoway_views.blp, report_views.blp, kpi_views.blp,
+                      *space_blueprints()):
         api.register_blueprint(blueprint)
     from federation.web import bp as web_pages
 

@@ -129,8 +129,14 @@ def _union(rng: random.Random, fed: Tenant, councils: list, n: int, stem: str, n
         workplaces = [ts.create_unit(union, name=f"{branch.name[:-2]}第{w + 1}分会", kind="workplace",
                                      parent_id=branch.id, prefecture=None, actor=ACTOR) for w in range(2)]
         branches.append((branch, workplaces))
+    # The KPI board's figures (docs/kpi.md): a roster larger than those registered, and registrations spread over
+    # the past year and a half with a few this month. Its own generator keeps the rest of the demo as it was.
+    kpi_rng = random.Random(f"kpi-{n}")
+    union.roster_size = round(count / kpi_rng.uniform(0.55, 0.95))
+    now = utcnow()
     rows = []
     for i in range(count):
+        joined = now - timedelta(days=kpi_rng.uniform(0, 540)) if kpi_rng.random() > 0.04 else now
         sur, sur_kana = rng.choice(SURNAMES)
         given, given_kana = rng.choice(GIVEN)
         _, workplaces = branches[i % len(branches)]
@@ -138,7 +144,7 @@ def _union(rng: random.Random, fed: Tenant, councils: list, n: int, stem: str, n
         rows.append({"tenant_id": union.id, "login_id": str(10001 + i), "login_key": str(10001 + i),
                      "display_name": f"{sur} {given}",
                      "name_kana": kana, "kana_key": kana_sort_key(kana), "password_hash": pw, "status": "active",
-                     "unit_id": workplaces[i % 2].id, "created_at": utcnow()})
+                     "unit_id": workplaces[i % 2].id, "created_at": joined})
     db.session.execute(insert(User), rows)
     record("members.import", actor=ACTOR, tenant=union.slug, data={"created": count, "source": "demo"})
     db.session.commit()

@@ -34,6 +34,9 @@ class Tenant(db.Model):
     # Bumped whenever what this tenant's members see in their inboxes changes (a delivery, a retraction, an edit):
     # with users.inbox_version and the policy version it keys the inbox cache (federation/notices/inbox_cache.py).
     inbox_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # How many people the union counts as its members on paper (組合員名簿), set by its admin: the KPI board measures
+    # registrations against it (federation/kpi). None until set.
+    roster_size: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (CheckConstraint("kind IN ('platform', 'federation', 'union')", name="kind"),)
 

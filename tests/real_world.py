@@ -119,6 +119,7 @@ def _objects(world: World) -> dict[str, list[str]]:
         "fields": [{"key": "raise_yen", "label": "賃上げ額", "type": "integer", "unit": "円"}]}), "report")
     _ok(aadmin.put(f"/api/v1/unions/union-a/reports/{report['id']}/answer", json={"values": {"raise_yen": 9000}}),
         "report answer")
+    _ok(aadmin.put(f"{A}/kpi/roster", json={"roster_size": 120}), "roster size")
     return {
         "device_id": [str(device["id"])],
         "slug": ["fed", "union-a", "union-b", "platform"],

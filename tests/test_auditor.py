@@ -254,9 +254,11 @@ def _union(exposure: dict[str, Any], slug: str) -> dict[str, Any]:
 def test_exposure_lists_exactly_what_crosses_each_boundary(shared_world: World) -> None:
     exposure = _exposure(shared_world)
     crossings = _crossings(exposure)
+    # The federation's reach: the cascade (F2) and, through the affiliation alone, the KPI board's counts.
+    kpi = {f"{role}: kpi/read" for role in FED_ROLES}
     assert crossings[("fed", "union-a")] == {f"{role}: notices/{act}" for role in FED_ROLES
-                                             for act in ("deliver", "relay")}
-    assert crossings[("fed", "union-b")] == {f"{role}: notices/relay" for role in FED_ROLES}
+                                             for act in ("deliver", "relay")} | kpi
+    assert crossings[("fed", "union-b")] == {f"{role}: notices/relay" for role in FED_ROLES} | kpi
     # Nothing reaches the unaffiliated union, and fed2 reaches nobody.
     assert set(crossings) == {("platform", "every tenant"), ("fed", "union-a"), ("fed", "union-b")}
     # The platform's reach into every tenant holds no content of any union (F1).
@@ -270,7 +272,7 @@ def test_exposure_lists_exactly_what_crosses_each_boundary(shared_world: World) 
     assert "fed can deliver notices to all members of union-a" in a["statement"]
     assert "officers of union-b only, for relay" in b["statement"]
     for entry in (a, b):
-        assert "it can read nothing of this union" in entry["statement"]
+        assert "it can read no content of this union, only its KPI counts" in entry["statement"]
         assert "it can also" not in entry["statement"]
     assert "no federation can read anything of union-c" in c["statement"]
     assert "no federation can deliver to union-c" in c["statement"]
@@ -283,11 +285,12 @@ def test_exposure_follows_a_cascade_flip_and_an_ended_affiliation(world: World) 
     after = _exposure(world)
     assert after["policy_version"] > before["policy_version"]
     assert _crossings(after)[("fed", "union-b")] == {f"{role}: notices/{act}" for role in FED_ROLES
-                                                     for act in ("deliver", "relay")}
+                                                     for act in ("deliver", "relay")} | {
+                                                         f"{role}: kpi/read" for role in FED_ROLES}
     b = _union(after, "union-b")
     assert b["cascade"] == "opted_in" and b["cascade_changed_by"] == "user:union-b/badmin"
     assert "fed can deliver notices to all members of union-b" in b["statement"]
-    assert "it can read nothing of this union" in b["statement"]
+    assert "it can read no content of this union, only its KPI counts" in b["statement"]
     # The same moment, in the same format, as check reports it.
     explained = check(world, "user:fed/staff", "union-b", "notices", "deliver")["explain"][0]["affiliation"]
     assert b["cascade_changed_at"] == explained["cascade_changed_at"]

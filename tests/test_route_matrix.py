@@ -56,7 +56,7 @@ CALLERS = {
 UNION_B = ("union B admin", "union B member")
 OUTSIDERS = ("federation editor", "council officer", "union B admin", "union B member", "auditor", "platform admin")
 # What a union keeps to itself: its federation sees its affiliation and what it relays, never these.
-UNION_ONLY = re.compile(r"/(documents|surveys|applications|invitations|members|registrations|ballots)(/|$)")
+UNION_ONLY = re.compile(r"/(documents|surveys|applications|invitations|members|registrations|ballots|kpi)(/|$)")
 # Names and titles that belong to union A alone: none may reach union B's people in any answer.
 A_SECRETS = ("A労組 職場集会", "議案書", "職場アンケート", "慶弔費申請", "A渡辺 恵", "A執行 委員長", "A本社支部",
              "E20261201", "新入 花子", "A労組 役員選挙", "A労組の職場の声", "A労組からの質問", "A労組の役員の返信")

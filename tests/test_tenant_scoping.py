@@ -37,6 +37,8 @@ SCOPED_MODULES = {
     "federation/twoway/notify.py": "job: pushes about a thread, each person asked of the firewall when sent",
     "federation/reports/service.py": "upward reports: requests by their federation, answers by the answering union",
     "federation/reports/reminders.py": "job: reminders to unanswered unions' admins, asked of the firewall when sent",
+    "federation/kpi/service.py": "KPI board: counts of the union access_tenant returned, or of each union the firewall "
+                                 "lets its federation read",
     "federation/notices/service.py": "notices: writes",
     "federation/ballots/service.py": "ballots: the lifecycle and its reads, by the tenant access_tenant returned",
     "federation/ballots/notify.py": "ballots: the opening and reminder pushes (jobs that re-read the roll)",

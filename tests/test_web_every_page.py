@@ -162,7 +162,7 @@ class PagesWorld(ServedWorld):
                 ("fed-questions", f"/t/fed/notices/{i['fed_notice']}/comments"),
                 ("fed-officers-channel", f"/t/fed/notices/{i['officers_notice']}/comments"),
                 ("fed-reports", "/t/fed/reports"), ("fed-report-new", "/t/fed/reports/new"),
-                ("fed-report", f"/t/fed/reports/{i['report']}"),
+                ("fed-report", f"/t/fed/reports/{i['report']}"), ("fed-kpi", "/t/fed/kpi"),
                 ("fed-settings", "/settings")],
             ("union-a", "aadmin"): [
                 ("union-inbox", "/inbox"), ("union-notices", "/t/union-a/notices"),
@@ -187,7 +187,8 @@ class PagesWorld(ServedWorld):
                 ("union-notice-stats", f"/t/union-a/notices/{i['union_notice']}/stats"),
                 ("union-notice-comments", f"/t/union-a/notices/{i['union_notice']}/comments"),
                 ("union-officers-notice", f"/notices/{i['officers_notice']}"),
-                ("union-reports", "/t/union-a/reports"), ("union-report", f"/t/union-a/reports/{i['report']}")],
+                ("union-reports", "/t/union-a/reports"), ("union-report", f"/t/union-a/reports/{i['report']}"),
+                ("union-kpi", "/t/union-a/kpi")],
             ("union-a", "a1"): [
                 ("member-inbox", "/inbox"), ("member-notice", f"/notices/{i['fed_notice']}"),
                 ("member-union-notice", f"/notices/{i['union_notice']}"),

@@ -15,6 +15,7 @@ from federation.firewall import Subject, firewall
 from federation.firewall.explain import ROLE_KIND
 from federation.firewall.service import Snapshot
 from federation.firewall.templates import ACTIONS, DERIVED_ROLE, OBJECTS, Templates
+from federation.privacy import SMALL_GROUP
 from tenants.login_ids import login_key
 from tenants.models import Affiliation, Tenant, User
 from tenants.ordering import tenant_key
@@ -239,5 +240,10 @@ def _statement(union: str, fed: str | None, perms: dict[str, set[str]]) -> str:
                  "can deliver notices to the officers of " + union + " only, for relay" if relays else
                  "cannot deliver notices to " + union)
         read = "it can read nothing of this union" if not reads else "it can also: " + ", ".join(reads)
+        if any(p.endswith(": kpi/read") for p in granted):
+            # The KPI board (docs/kpi.md): counts, never names, and none about fewer than SMALL_GROUP people.
+            counts = f"its KPI counts (no names; figures about fewer than {SMALL_GROUP} people withheld)"
+            read = (f"it can read no content of this union, only {counts}" if not reads
+                    else f"{read}; and {counts}")
         parts.append(f"the federation {federation} {reach}; {read}")
     return "; ".join(parts)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 OBJECTS = ("tenant", "units", "members", "roles", "affiliation", "cascade", "notices", "receipts", "stats",
            "documents", "surveys", "applications", "invitations", "policy", "audit", "ballots",
-           "comments", "reports")
+           "comments", "reports", "kpi")
 ACTIONS = ("read", "write", "publish", "deliver", "relay", "approve", "manage", "vote", "answer")
 LINKS = ("self", "any", "affiliated", "opted_in")
 # Which roles a tenant of each kind can grant. `member` is never granted: every active user of a union holds it.

@@ -119,6 +119,7 @@ from federation.web import (  # noqa: E402,F401  (routes register on import)
     documents,
     editor,
     invitations,
+    kpi,
     member,
     reports,
     surveys,

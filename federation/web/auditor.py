@@ -17,6 +17,7 @@ from federation.audit import entries as audit_entries
 from federation.errors import APIError
 from federation.firewall.templates import ACTIONS, GRANTABLE, OBJECTS
 from federation.pagination import page_key
+from federation.privacy import SMALL_GROUP
 from federation.web import bp
 from tenants.reads import all_tenants, tenant_names
 
@@ -146,8 +147,12 @@ def _statement(union: str, crossings: list[dict[str, Any]]) -> list[Markup]:
                         and not p.endswith(("/deliver", "/relay"))})
         if reads:
             lines.append(_say(_("%(federation)s can also: %(perms)s"), federation=fed, perms=", ".join(reads)))
-        else:
+        elif "kpi/read" not in perms:
             lines.append(_say(_("%(federation)s can read nothing of %(union)s."), federation=fed, union=union))
+        if "kpi/read" in perms:
+            lines.append(_say(_("%(federation)s can read no content of %(union)s, only its KPI counts: no names, and "
+                                "no figure about fewer than %(n)s people."), federation=fed, union=union,
+                              n=SMALL_GROUP))
     if not lines:
         lines.append(_say(_("No federation can deliver to %(union)s or read anything of it."), union=union))
     return lines

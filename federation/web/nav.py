@@ -82,6 +82,10 @@ def navigation() -> Menu:
     if subject.kind == "union" and _allowed("members", "read"):
         items.append(("members", _l("Members"), url_for("web.members", slug=slug)))
         items.append(("units", _l("Organisation"), url_for("web.units", slug=slug)))
+    if subject.kind == "union" and _allowed("kpi", "read") and _allowed("stats", "read"):
+        items.append(("kpi", _l("Figures"), url_for("web.kpi", slug=slug)))
+    if subject.kind == "federation" and _allowed("kpi", "read"):
+        items.append(("kpi", _l("Figures"), url_for("web.kpi", slug=slug)))
     if subject.kind == "federation" and _allowed("units", "write"):
         items.append(("units", _l("Organisation"), url_for("web.units", slug=slug)))
     if subject.kind != "platform" and _allowed("roles", "read"):
