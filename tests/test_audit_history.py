@@ -80,8 +80,9 @@ def test_what_can_agrees_with_asking_the_firewall_about_every_tenant_object_and_
         assert got == expected, subject_text
     staff = get(world, "/api/v1/audit/what-can", subject="user:fed/staff")
     reach = {g["tenant"]: g["permissions"] for g in staff["reach"]}
-    assert reach["union-a"] == ["notices/deliver", "notices/relay"]
-    assert reach["union-b"] == ["notices/relay"]
+    # Into each affiliated union: the cascade, and the KPI board's counts (docs/kpi.md); never its content.
+    assert reach["union-a"] == ["kpi/read", "notices/deliver", "notices/relay"]
+    assert reach["union-b"] == ["kpi/read", "notices/relay"]
     assert "union-c" not in reach
 
 

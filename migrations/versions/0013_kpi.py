@@ -14,11 +14,13 @@ branch_labels = None
 depends_on = None
 
 
+# Plain ALTER TABLE on both databases (SQLite has had DROP COLUMN since 3.35). A batch operation would rebuild
+# `tenants` on SQLite, and dropping the old table would cascade to every row that references a tenant.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("tenants", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("roster_size", sa.Integer(), nullable=True))
+    op.add_column("tenants", sa.Column("roster_size", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("tenants", schema=None) as batch_op:
-        batch_op.drop_column("roster_size")
+    op.drop_column("tenants", "roster_size")
