@@ -15,6 +15,7 @@ def test_page_forms_and_queries_with_huge_numbers_are_not_server_errors(world: W
     answers = {
         "units": admin.post("/t/union-a/units", {"name": "支部", "kind": "branch", "parent_id": number}),
         "roles": admin.post("/t/union-a/roles", {"login_id": "a1", "role": "union_editor", "unit_id": number}),
+        "roster": admin.post("/t/union-a/kpi/roster", {"roster_size": number}),
     }
     auditor = Browser(app, "platform", "aud")
     answers["audit log"] = auditor.client.get("/audit/log", query_string={"before": number})

@@ -54,7 +54,8 @@ def _roster_value(raw: str) -> Any:
     text = unicodedata.normalize("NFKC", raw).strip().replace(",", "")
     if not text:
         return None
-    return int(text) if text.isascii() and text.isdigit() else text
+    # Longer than any roster: passed on as text, so the schema names the field (int() would refuse 5,000 digits).
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else text
 
 
 @bp.route("/t/<slug>/kpi/roster", methods=["POST"])
