@@ -29,8 +29,7 @@ from federation.notices import audience as aud
 from federation.notices.models import Delivery, Notice, Receipt
 from federation.privacy import SMALL_GROUP, too_small
 from federation.space.applications.models import Application, ApplicationStep, ApplicationType
-from tenants.models import Affiliation, OrgUnit, Tenant, User
-from tenants.ordering import TENANT_ORDER
+from tenants.models import OrgUnit, Tenant, User
 
 JST = timezone(timedelta(hours=9), "JST")
 # A reader is "active" when they opened a notice in the last READ_WINDOW_DAYS; the read rate covers the notices
@@ -246,32 +245,11 @@ def set_roster(union: Tenant, subject: Subject, value: Any) -> Tenant:
 
 # --- the federation's board --------------------------------------------------------------------------------------
 
-@dataclass
-class Attached:
-    union: Tenant
-    council: str
-    block: str
-    council_path: str
-
-
-def attached_unions(federation: Tenant, subject: Subject) -> list[Attached]:
-    """The unions actively affiliated now, in their reading order, that the caller may read figures of: a council
-    officer only those attached inside their unit, and each one only if the firewall allows `kpi read` there."""
-    council = OrgUnit.__table__.alias("council")
-    block = OrgUnit.__table__.alias("block")
-    rows = db.session.execute(
-        select(Tenant, council.c.name, func.coalesce(block.c.name, ""), council.c.path)
-        .select_from(Affiliation).join(Tenant, Tenant.id == Affiliation.union_id)
-        .join(council, council.c.id == Affiliation.council_id)
-        .outerjoin(block, block.c.id == council.c.parent_id)
-        .where(Affiliation.federation_id == federation.id, Affiliation.status == "active")
-        .order_by(*TENANT_ORDER)).all()
-    out = [Attached(*r) for r in rows]
-    scope = aud.unit_scope(subject)
-    if scope is not None:
-        out = [a for a in out if any(a.council_path.startswith(s.path) for s in scope)]
+def attached_unions(federation: Tenant, subject: Subject) -> list[aud.AttachedUnion]:
+    """The unions the caller may read figures of: those affiliated now (a council officer: inside their unit), each
+    only if the firewall allows `kpi read` there."""
     snap = firewall.current()
-    return [a for a in out if snap.allowed(subject, a.union.slug, "kpi", "read")]
+    return [a for a in aud.attached_unions(federation, subject) if snap.allowed(subject, a.slug, "kpi", "read")]
 
 
 def _guarded(row: dict[str, Any], withheld: list[str], key: str, people: int) -> None:
@@ -280,7 +258,7 @@ def _guarded(row: dict[str, Any], withheld: list[str], key: str, people: int) ->
         withheld.append(key)
 
 
-def federation_row(a: Attached, f: Figures) -> dict[str, Any]:
+def federation_row(a: aud.AttachedUnion, f: Figures) -> dict[str, Any]:
     """One union's figures for its federation: counts only, each figure about fewer than SMALL_GROUP people
     withheld."""
     withheld: list[str] = []

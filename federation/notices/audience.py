@@ -19,6 +19,7 @@ from federation.extensions import db
 from federation.firewall import Subject, firewall
 from federation.firewall.templates import UNIT_SCOPED
 from tenants.models import Affiliation, OrgUnit, RoleGrant, Tenant, User
+from tenants.ordering import TENANT_ORDER
 
 
 def _bad(field: str, message: str) -> APIError:
@@ -39,6 +40,50 @@ def unit_scope(subject: Subject) -> list[OrgUnit] | None:
         return None
     ids = [g.unit_id for g in firewall.grants_of(subject) if g.role in UNIT_SCOPED and g.unit_id]
     return list(db.session.execute(select(OrgUnit).where(OrgUnit.id.in_(ids))).scalars()) if ids else []
+
+
+@dataclass
+class AttachedUnion:
+    """A union actively affiliated with a federation, with the council it is attached to and that council's block."""
+
+    union: Tenant
+    council: str
+    block: str
+    council_path: str
+
+    @property
+    def union_id(self) -> int:
+        return self.union.id
+
+    @property
+    def slug(self) -> str:
+        return self.union.slug
+
+    @property
+    def name(self) -> str:
+        return self.union.name
+
+
+def attached_unions(federation: Tenant, subject: Subject | None = None,
+                    among: set[int] | None = None) -> list[AttachedUnion]:
+    """The unions actively affiliated with the federation now (only those in `among`, when given), in their reading
+    order; for a unit officer only those attached inside their unit. One read for reports and the KPI board."""
+    if among is not None and not among:
+        return []
+    council = OrgUnit.__table__.alias("council")
+    block = OrgUnit.__table__.alias("block")
+    stmt = (select(Tenant, council.c.name, func.coalesce(block.c.name, ""), council.c.path)
+            .select_from(Affiliation).join(Tenant, Tenant.id == Affiliation.union_id)
+            .join(council, council.c.id == Affiliation.council_id)
+            .outerjoin(block, block.c.id == council.c.parent_id)
+            .where(Affiliation.federation_id == federation.id, Affiliation.status == "active"))
+    if among is not None:
+        stmt = stmt.where(Tenant.id.in_(among))
+    out = [AttachedUnion(*r) for r in db.session.execute(stmt.order_by(*TENANT_ORDER)).all()]
+    scope = unit_scope(subject) if subject is not None else None
+    if scope is not None:
+        out = [a for a in out if any(a.council_path.startswith(s.path) for s in scope)]
+    return out
 
 
 def validate(raw: Any, tenant: Tenant, subject: Subject) -> dict[str, Any]:

@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -30,8 +29,7 @@ from federation.jobs import enqueue_after_commit
 from federation.notices import audience as aud
 from federation.notices import reads as notice_reads
 from federation.reports.models import TYPES, ReportAnswer, ReportRequest
-from tenants.models import Affiliation, OrgUnit, Tenant, User
-from tenants.ordering import TENANT_ORDER
+from tenants.models import Affiliation, Tenant, User
 
 KEY_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
 MAX_FIELDS = 50
@@ -150,40 +148,14 @@ def close(report: ReportRequest, subject: Subject) -> ReportRequest:
 
 # --- who is addressed ----------------------------------------------------------------------------------------------
 
-@dataclass
-class Addressed:
-    union_id: int
-    slug: str
-    name: str
-    council: str
-    block: str
-    council_path: str
-
-
-def addressed(report: ReportRequest, subject: Subject | None = None) -> list[Addressed]:
+def addressed(report: ReportRequest, subject: Subject | None = None) -> list[aud.AttachedUnion]:
     """The unions the request is addressed to now (affiliation active), in their reading order; for a unit
     officer only those attached inside their unit."""
     federation = db.session.get(Tenant, report.tenant_id)
     if federation is None:
         return []
-    ids = {t.union_id for t in aud.resolve(report.audience, federation)}
-    if not ids:
-        return []
-    council = OrgUnit.__table__.alias("council")
-    block = OrgUnit.__table__.alias("block")
-    rows = db.session.execute(
-        select(Tenant.id, Tenant.slug, Tenant.name, council.c.name, func.coalesce(block.c.name, ""), council.c.path)
-        .select_from(Affiliation).join(Tenant, Tenant.id == Affiliation.union_id)
-        .join(council, council.c.id == Affiliation.council_id)
-        .outerjoin(block, block.c.id == council.c.parent_id)
-        .where(Affiliation.federation_id == federation.id, Affiliation.status == "active", Tenant.id.in_(ids))
-        .order_by(*TENANT_ORDER)).all()
-    out = [Addressed(*r) for r in rows]
-    if subject is not None:
-        scope = aud.unit_scope(subject)
-        if scope is not None:
-            out = [a for a in out if any(a.council_path.startswith(s.path) for s in scope)]
-    return out
+    return aud.attached_unions(federation, subject, among={t.union_id for t in aud.resolve(report.audience,
+                                                                                        federation)})
 
 
 def _current(report_id: int, union_ids: list[int]) -> dict[int, ReportAnswer]:
@@ -209,7 +181,7 @@ def _number(value: Any) -> Decimal | None:
         return None
 
 
-def _aggregate(rows: list[tuple[Addressed, dict[str, Any]]], numeric: list[str]) -> dict[str, Any]:
+def _aggregate(rows: list[tuple[aud.AttachedUnion, dict[str, Any]]], numeric: list[str]) -> dict[str, Any]:
     totals: dict[str, Any] = {}
     for key in numeric:
         values = [n for _, v in rows if (n := _number(v.get(key))) is not None]
