@@ -41,7 +41,7 @@ def notices(slug: str):  # type: ignore[no-untyped-def]
 
 # --- compose -------------------------------------------------------------------------------------------------------
 
-def _audience_from_form(form: Any) -> dict[str, Any]:
+def audience_from_form(form: Any) -> dict[str, Any]:
     officers = {"officers": True} if form.get("audience_officers") else {}
     if form.get("audience_all"):
         return officers or {"all": True}
@@ -64,7 +64,7 @@ def _notice_body(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
     """The form as the API's notice body, and the problems that stop it before the service sees it."""
     problems: dict[str, str] = {}
     raw: dict[str, Any] = {"title": form.get("title", "").strip(), "body": form.get("body", ""),
-                           "category": form.get("category", "general"), "audience": _audience_from_form(form)}
+                           "category": form.get("category", "general"), "audience": audience_from_form(form)}
     if form.get("comments"):
         raw["comments"] = True
     if form.get("has_event"):
@@ -104,22 +104,30 @@ def _fields_of(error: ValidationError | APIError) -> dict[str, str]:
 
 
 
+def audience_choice(tenant: Any, subject: Any, form: Any) -> dict[str, Any]:
+    """What web/_audience_tree.html needs (the compose and report request forms): the writer's tree, whether they
+    may choose everyone, what the form chose, and the branches to show open."""
+    roots, may_all = reads.audience_tree(tenant, subject)
+    audience = audience_from_form(form) if form else {}
+    selected = {"all": bool(audience.get("all")), "units": set(audience.get("units", [])),
+                "unions": set(audience.get("unions", []))}
+    return {"roots": roots, "may_all": may_all, "selected": selected, "open_nodes": _open_nodes(roots, selected),
+            "audience": audience}
+
+
 def _compose_page(tenant: Any, subject: Any, form: Any, *, errors: dict[str, str] | None = None,
                   preview_html: str | None = None, status: int = 200,
                   editing: Any = None):  # type: ignore[no-untyped-def]
-    roots, may_all = reads.audience_tree(tenant, subject)
-    audience = _audience_from_form(form) if form else {}
+    choice = audience_choice(tenant, subject, form)
+    audience = choice.pop("audience")
     counts = None
     if audience:
         try:
             counts = aud.preview(aud.validate(audience, tenant, subject), tenant)
         except APIError:
             counts = None
-    selected = {"all": bool(audience.get("all")), "units": set(audience.get("units", [])),
-                "unions": set(audience.get("unions", []))}
-    return render_template("web/compose.html", tenant=tenant, roots=roots, may_all=may_all, form=form or {},
-                           open_nodes=_open_nodes(roots, selected), editing=editing,
-                           errors=errors or {}, preview_html=preview_html, counts=counts, selected=selected,
+    return render_template("web/compose.html", tenant=tenant, form=form or {}, editing=editing,
+                           errors=errors or {}, preview_html=preview_html, counts=counts, **choice,
                            categories=CATEGORIES, may_publish=firewall.allowed(subject, tenant.slug, "notices",
                                                                                "publish")), status
 

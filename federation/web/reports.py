@@ -18,12 +18,11 @@ from federation.auth.service import require_caller
 from federation.errors import APIError
 from federation.extensions import db
 from federation.firewall import firewall
-from federation.notices import reads as notice_reads
 from federation.reports import reminders, service
 from federation.reports.models import TYPES
 from federation.reports.schemas import ReportIn
 from federation.web import bp, formatting
-from federation.web.editor import _audience_from_form, _open_nodes
+from federation.web.editor import audience_choice, audience_from_form
 
 SLOTS = 8  # field rows on the request form; an empty row is left out
 
@@ -68,13 +67,9 @@ def reports(slug: str):  # type: ignore[no-untyped-def]
 
 def _request_form(tenant: Any, subject: Any, form: Any, *, errors: list[tuple[str, str]] | None = None,
                   status: int = 200):  # type: ignore[no-untyped-def]
-    roots, may_all = notice_reads.audience_tree(tenant, subject)
-    audience = _audience_from_form(form) if form else {}
-    selected = {"all": bool(audience.get("all")), "units": set(audience.get("units", [])),
-                "unions": set(audience.get("unions", []))}
-    return render_template("web/reports_new.html", tenant=tenant, form=form or {}, roots=roots, may_all=may_all,
-                           selected=selected, open_nodes=_open_nodes(roots, selected), slots=range(1, SLOTS + 1),
-                           types=TYPES, errors=errors or []), status
+    return render_template("web/reports_new.html", tenant=tenant, form=form or {},
+                           **audience_choice(tenant, subject, form), slots=range(1, SLOTS + 1), types=TYPES,
+                           errors=errors or []), status
 
 
 def _request_body(form: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -95,7 +90,7 @@ def _request_body(form: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
             item["unit"] = unit
         fields_.append(item)
     raw: dict[str, Any] = {"title": form.get("title", "").strip(), "fields": fields_,
-                           "audience": _audience_from_form(form)}
+                           "audience": audience_from_form(form)}
     try:
         due = formatting.parse_local(form.get("due_at"))
     except ValueError:
