@@ -5,10 +5,10 @@ network. Without a rule it could name the cloud metadata service (169.254.169.25
 or the machine itself. So an endpoint must be https on a public address, checked twice:
 
 - at subscribe time, on the URL as written (an address literal, `localhost`): refused with a 422 naming `endpoint`;
-- at send time, on the address actually connected to. A host name is resolved by `GuardedResolver`, the resolver of
-  the sender's connector, and a name resolving to any address that is not public is refused before a connection is
-  opened; DNS that changes after the subscription was accepted (rebinding) meets the same check. Address literals
-  skip aiohttp's resolver, so `send_problem` checks them before the request.
+- at send time, on the address actually connected to. The sender's client (push/http.py) resolves a host name
+  itself and passes the answers through `checked_addresses`: a name resolving to any address that is not public
+  is refused before a connection is opened, and only the checked addresses are connected to, so DNS that changes
+  after the subscription was accepted (rebinding) meets the same check. Address literals are checked as written.
 
 MUSUBI_PUSH_ALLOW_PRIVATE names the addresses or networks exempt from this (the local push service on 127.0.0.1
 that the tests and benchmarks run); an endpoint whose host is such an address literal may also be plain http.
@@ -16,13 +16,8 @@ that the tests and benchmarks run); an endpoint whose host is such an address li
 from __future__ import annotations
 
 import ipaddress
-import socket
 from collections.abc import Iterable
-from typing import Any
 from urllib.parse import urlsplit
-
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -63,7 +58,7 @@ def address_allowed(address: str | Address, allowed: Iterable[Network] = ()) -> 
     return ip.is_global and not ip.is_multicast
 
 
-def _literal(host: str) -> Address | None:
+def literal_address(host: str) -> Address | None:
     try:
         return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
@@ -83,7 +78,7 @@ def endpoint_problem(endpoint: str, allowed: Iterable[Network] = ()) -> str | No
         return "must be an https URL"
     if parts.username is not None or parts.password is not None:
         return "must not carry a user name or password"
-    literal = _literal(host)
+    literal = literal_address(host)
     if literal is None and (host.lower().rstrip(".") in _LOOPBACK_NAMES or host.lower().endswith(".localhost")):
         literal = ipaddress.ip_address("127.0.0.1")
     if literal is not None:
@@ -95,36 +90,16 @@ def endpoint_problem(endpoint: str, allowed: Iterable[Network] = ()) -> str | No
         return None
     if parts.scheme != "https":
         return "must be an https URL"
-    return None  # a host name: its addresses are checked when the sender connects (GuardedResolver)
+    return None  # a host name: its addresses are checked when the sender connects (checked_addresses)
 
 
-class GuardedResolver(AbstractResolver):
-    """aiohttp's resolver, refusing a host that resolves to any address push may not reach. The connector connects
-    only to what this returns, so the address checked is the address connected to."""
-
-    def __init__(self, allowed: Iterable[Network] = (), inner: AbstractResolver | None = None) -> None:
-        self.allowed = tuple(allowed)
-        self.inner = inner if inner is not None else DefaultResolver()
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        results = await self.inner.resolve(host, port, family)
-        bad = [r["host"] for r in results if not address_allowed(r["host"], self.allowed)]
-        if bad or not results:
-            raise RefusedAddress(f"{host} resolves to {', '.join(bad) or 'nothing'}, not a public address")
-        return results
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-
-def refusal_in(exc: BaseException) -> RefusedAddress | None:
-    """The RefusedAddress behind an aiohttp connection error, if that is what it was."""
-    seen: set[int] = set()
-    current: Any = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, RefusedAddress):
-            return current
-        seen.add(id(current))
-        current = getattr(current, "os_error", None) or current.__cause__ or current.__context__
-    return None
+def checked_addresses(host: str, found: Iterable[str], allowed: Iterable[Network] = ()) -> list[str]:
+    """The addresses a host name resolved to, each once in the resolver's order, if every one of them is one push may
+    reach; RefusedAddress otherwise (a single private answer among public ones is enough: DNS can rebind between
+    the check and the connect, so the sender connects only to what was checked here)."""
+    allowed = tuple(allowed)
+    unique = list(dict.fromkeys(found))
+    bad = [a for a in unique if not address_allowed(a, allowed)]
+    if bad or not unique:
+        raise RefusedAddress(f"{host} resolves to {', '.join(bad) or 'nothing'}, not a public address")
+    return unique
