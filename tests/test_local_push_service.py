@@ -87,9 +87,10 @@ def raw_push(
     return (session or requests).post(subscription["endpoint"], data=body, headers=sent, timeout=10)
 
 
-@pytest.fixture
-def push() -> Iterator[LocalPushService]:
-    with LocalPushService() as service:
+@pytest.fixture(params=["threads", "asyncio"])
+def push(request: pytest.FixtureRequest) -> Iterator[LocalPushService]:
+    # Every check runs against both servers: the asyncio one the benchmarks use must answer as the tests' one does.
+    with LocalPushService(asyncio_server=request.param == "asyncio") as service:
         yield service
 
 
