@@ -443,9 +443,12 @@ def send_batch(notice_id: int, kind: str, sub_ids: list[int], attempt: int = 0) 
     # Asked again right before sending: between queueing and now a union may have opted out or left, the author
     # or a recipient been suspended, a device changed hands (F2, F7).
     todo = _allowed_now(notice, kind, among=sub_ids)
-    rows = db.session.execute(select(PushSubscription).where(PushSubscription.id.in_(todo))).scalars().all()
-    subs = [{"id": r.id, "endpoint": r.endpoint, "keys": {"p256dh": r.p256dh, "auth": r.auth}} for r in rows]
-    owners = {r.id: (r.user_id, r.tenant_id) for r in rows}
+    # Plain columns: building 2,000 ORM objects a batch cost more than the query.
+    rows = db.session.execute(select(PushSubscription.id, PushSubscription.endpoint, PushSubscription.p256dh,
+                                     PushSubscription.auth, PushSubscription.user_id, PushSubscription.tenant_id)
+                              .where(PushSubscription.id.in_(todo))).all()
+    subs = [{"id": r[0], "endpoint": r[1], "keys": {"p256dh": r[2], "auth": r[3]}} for r in rows]
+    owners = {r[0]: (r[4], r[5]) for r in rows}
     db.session.rollback()  # hold no transaction open while the network is busy
     if not subs:
         return
