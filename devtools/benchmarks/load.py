@@ -100,4 +100,9 @@ def run(scale: float = 1.0) -> SuiteResult:
                             f"{report['published']} of {NOTICES} notices (answers {report['publish_answers']}); "
                             f"{report['requests']} requests, p50 {report['p50_ms']:.1f} ms, p99 "
                             f"{report['p99_ms']:.1f} ms, errors by kind {report['errors_by_kind']}")
+        result.notes.append("latency by request (count, p50, p99 in ms): " + "; ".join(
+            f"{k} {v['count']} {v['p50_ms']:.1f} / {v['p99_ms']:.1f}" for k, v in report["breakdown"].items()))
+        lag = report["client_lag_ms"]
+        result.notes.append(f"the load generator's own loop woke late by p50 {lag['p50']:.1f} ms, p99 {lag['p99']:.1f} "
+                            f"ms, at most {lag['max']:.0f} ms (included in every latency above)")
     return result

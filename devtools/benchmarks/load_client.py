@@ -40,6 +40,9 @@ class Stats:
     def __init__(self) -> None:
         self.latencies: list[float] = []
         self.finished: list[float] = []  # when each answer came (monotonic), for the per-second throughput
+        self.kinds: list[str] = []  # what each answered request was (inbox, read, stamp, publish)
+        self.published_at: list[float] = []  # when each publish was answered (monotonic): a wave follows
+        self.lags: list[float] = []  # how late this process's own loop woke up: its share of every latency
         self.requests = 0
         self.errors: dict[str, int] = {}
         self.reads_ok = 0
@@ -51,6 +54,16 @@ class Stats:
 
     def error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
+
+
+def kind_of(method: str, url: str) -> str:
+    if url.endswith("/read"):
+        return "read"
+    if url.endswith("/reaction"):
+        return "stamp"
+    if "/me/inbox" in url:
+        return "inbox"
+    return "publish" if method == "POST" else method.lower()
 
 
 async def call(session: aiohttp.ClientSession, stats: Stats, method: str, url: str, token: str,
@@ -66,6 +79,7 @@ async def call(session: aiohttp.ClientSession, stats: Stats, method: str, url: s
         return 0, None
     stats.latencies.append(time.perf_counter() - t0)
     stats.finished.append(time.monotonic())
+    stats.kinds.append(kind_of(method, url))
     stats.requests += 1
     if status >= 400:
         stats.error(str(status))
@@ -120,6 +134,7 @@ async def publisher(base: str, staff: str, notices: int, stats: Stats, start_at:
             stats.publish_answers.append(answers)
             if answers[-1] == 202:
                 stats.published += 1
+                stats.published_at.append(time.monotonic())
                 # The push reaches every phone (delivery itself is measured by the cascade and push suites).
                 for queue in pushes:
                     queue.put_nowait(k)
@@ -129,6 +144,23 @@ async def watch_connections(port: int, stats: Stats, stop_at: float) -> None:
     while time.monotonic() < stop_at:
         stats.peak_connections = max(stats.peak_connections, established(port))
         await asyncio.sleep(0.5)
+
+
+async def watch_lag(stats: Stats, stop_at: float) -> None:
+    """Every 50 ms, how much later than asked this process's loop came back: when it is busy, every latency it
+    measures includes that wait, which the server did not cause."""
+    while time.monotonic() < stop_at:
+        t0 = time.perf_counter()
+        await asyncio.sleep(0.05)
+        stats.lags.append(time.perf_counter() - t0 - 0.05)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[int(p * (len(ordered) - 1))] * 1000 if ordered else 0.0
+
+
+WAVE_SECONDS = 60.0  # after a publish, the members' answers to its push: most open it within a minute
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -147,6 +179,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
           for i, tok in enumerate(tokens)),
         publisher(base, args.staff, args.notices, stats, now + args.ramp, stop_at, pushes),
         watch_connections(args.port, stats, stop_at),
+        watch_lag(stats, stop_at),
     )
     wall = time.perf_counter() - t0
     lat = sorted(stats.latencies)
@@ -158,13 +191,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     for at in stats.finished:
         per_second[int(at - now)] = per_second.get(int(at - now), 0) + 1
     active = max(1.0, min(wall, stop_at - now))
+    by_kind: dict[str, list[float]] = {}
+    wave: list[float] = []
+    quiet: list[float] = []
+    for latency, at, kind in zip(stats.latencies, stats.finished, stats.kinds, strict=True):
+        by_kind.setdefault(kind, []).append(latency)
+        in_wave = any(0 <= at - p < WAVE_SECONDS for p in stats.published_at)
+        (wave if in_wave else quiet).append(latency)
+    breakdown = {k: {"count": len(v), "p50_ms": percentile(v, 0.5), "p99_ms": percentile(v, 0.99)}
+                 for k, v in sorted(by_kind.items())}
+    breakdown["in a wave"] = {"count": len(wave), "p50_ms": percentile(wave, 0.5), "p99_ms": percentile(wave, 0.99)}
+    breakdown["between waves"] = {"count": len(quiet), "p50_ms": percentile(quiet, 0.5),
+                                  "p99_ms": percentile(quiet, 0.99)}
     return {"members": len(tokens), "members_started": stats.members_started,
             "peak_connections": stats.peak_connections, "requests": stats.requests,
             "rps": stats.requests / active, "peak_rps": max(per_second.values(), default=0),
             "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
             "errors": sum(stats.errors.values()), "errors_by_kind": stats.errors, "reads_ok": stats.reads_ok,
             "stamps_ok": stats.stamps_ok, "published": stats.published, "publish_answers": stats.publish_answers,
-            "wall_s": wall}
+            "wall_s": wall, "breakdown": breakdown,
+            "client_lag_ms": {"p50": percentile(stats.lags, 0.5), "p99": percentile(stats.lags, 0.99),
+                              "max": max(stats.lags, default=0.0) * 1000}}
 
 
 def main() -> None:

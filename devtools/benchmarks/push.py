@@ -38,8 +38,8 @@ class PushService:
     """The local push service in a process of its own, asked for its tally over a pipe."""
 
     def __init__(self, count: int) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "devtools.local_push", "--no-decrypt", "--asyncio", "--quiet",
-                                      "--control", "--subscriptions", str(count)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "devtools.local_push", "--no-decrypt", "--asyncio",
+                                      "--quiet", "--control", "--subscriptions", str(count)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      cwd=Path(__file__).resolve().parents[2])
         self.count = count
