@@ -99,9 +99,9 @@ class Scratch:
         self.procs.append(proc)
         return proc
 
-    def gunicorn(self, workers: int = 2, threads: int = 4, **settings: int | str) -> int:
+    def gunicorn(self, workers: int = 2, threads: int = 4, access_log: str = "", **settings: int | str) -> int:
         port = free_port()
-        args, env = web_command(port, workers, threads=threads, access_log="", **settings)
+        args, env = web_command(port, workers, threads=threads, access_log=access_log, **settings)
         self.spawn(args, "gunicorn", env=env)
         wait_http(f"http://127.0.0.1:{port}/healthz")
         return port
