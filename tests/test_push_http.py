@@ -145,14 +145,14 @@ def test_one_connection_carries_many_posts_whatever_the_framing_of_the_answers(s
                b"HTTP/1.1 204 No Content\r\n\r\n"]
     server = scripted(lambda n: answers[n - 1])
 
-    async def go() -> list[int]:
+    async def go() -> tuple[list[int], int]:
         client = http.PushHTTP(5, LOCAL)
         try:
-            return [(await post(client, server.origin(), body=b"%d" % i)).status for i in range(5)]
+            return [(await post(client, server.origin(), body=b"%d" % i)).status for i in range(5)], client.opened
         finally:
             await client.close()
 
-    assert run(go()) == [201, 201, 201, 201, 204]
+    assert run(go()) == ([201, 201, 201, 201, 204], 1)
     assert server.connections == 1
     assert [s.body for s in server.seen] == [b"0", b"1", b"2", b"3", b"4"]
     first = server.seen[0]

@@ -112,6 +112,8 @@ def run(scale: float = 1.0) -> SuiteResult:
         if served:
             result.notes.append("inside the web processes (access log; count, p50, p99 in ms): " + "; ".join(
                 f"{k} {v['count']} {v['p50_ms']:.0f} / {v['p99_ms']:.0f}" for k, v in served.items()))
+        result.notes.append(f"answers slower than 250 ms, per 10 s from the start (publishes at "
+                            f"{report['publishes_at_s']} s): {report['slow_by_10s']}")
         lag = report["client_lag_ms"]
         result.notes.append(f"the load generator's own loop woke late by p50 {lag['p50']:.1f} ms, p99 {lag['p99']:.1f} "
                             f"ms, at most {lag['max']:.0f} ms (included in every latency above)")

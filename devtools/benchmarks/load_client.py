@@ -200,6 +200,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         (wave if in_wave else quiet).append(latency)
     breakdown = {k: {"count": len(v), "p50_ms": percentile(v, 0.5), "p99_ms": percentile(v, 0.99)}
                  for k, v in sorted(by_kind.items())}
+    slow: dict[int, int] = {}
+    for latency, at in zip(stats.latencies, stats.finished, strict=True):
+        if latency > 0.25:
+            slow[int((at - now) // 10) * 10] = slow.get(int((at - now) // 10) * 10, 0) + 1
     breakdown["in a wave"] = {"count": len(wave), "p50_ms": percentile(wave, 0.5), "p99_ms": percentile(wave, 0.99)}
     breakdown["between waves"] = {"count": len(quiet), "p50_ms": percentile(quiet, 0.5),
                                   "p99_ms": percentile(quiet, 0.99)}
@@ -209,7 +213,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
             "errors": sum(stats.errors.values()), "errors_by_kind": stats.errors, "reads_ok": stats.reads_ok,
             "stamps_ok": stats.stamps_ok, "published": stats.published, "publish_answers": stats.publish_answers,
-            "wall_s": wall, "breakdown": breakdown,
+            "wall_s": wall, "breakdown": breakdown, "slow_by_10s": dict(sorted(slow.items())),
+            "publishes_at_s": [round(p - now, 1) for p in stats.published_at],
             "client_lag_ms": {"p50": percentile(stats.lags, 0.5), "p99": percentile(stats.lags, 0.99),
                               "max": max(stats.lags, default=0.0) * 1000}}
 

@@ -114,7 +114,7 @@ class PushHTTP:
         self.allowed = tuple(allowed)
         self._ssl = ssl_context
         self._idle: dict[Origin, list[_Connection]] = {}
-        self.opened = 0  # connections opened over the client's life (tests and benchmarks read it)
+        self.opened = 0  # connections opened over the client's life
 
     def _tls(self) -> ssl.SSLContext:
         if self._ssl is None:

@@ -189,10 +189,6 @@ class Sender:
             client = self._clients[allowed] = PushHTTP(self.timeout, allowed, self._ssl)
         return client
 
-    def connections_opened(self) -> int:
-        """Connections opened to push services by this process's sender so far."""
-        return sum(c.opened for c in list(self._clients.values()))
-
     def close(self) -> None:
         """Close the pooled connections and end the loop's thread (a worker stopping, the process exiting). The
         next send starts a new loop."""
