@@ -125,8 +125,16 @@ def scripted():  # type: ignore[no-untyped-def]
         server.close()
 
 
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(coro)
+def with_client(use, timeout: float = 5, allowed=LOCAL, tls: ssl.SSLContext | None = None):  # type: ignore[no-untyped-def]
+    """`use(client)` on a fresh client, on a loop of its own; the client is closed whatever happens."""
+    async def go():  # type: ignore[no-untyped-def]
+        client = http.PushHTTP(timeout, allowed, tls)
+        try:
+            return await use(client)
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
 
 
 async def post(client: http.PushHTTP, origin: http.Origin, body: bytes = b"x" * 10,
@@ -145,14 +153,10 @@ def test_one_connection_carries_many_posts_whatever_the_framing_of_the_answers(s
                b"HTTP/1.1 204 No Content\r\n\r\n"]
     server = scripted(lambda n: answers[n - 1])
 
-    async def go() -> tuple[list[int], int]:
-        client = http.PushHTTP(5, LOCAL)
-        try:
-            return [(await post(client, server.origin(), body=b"%d" % i)).status for i in range(5)], client.opened
-        finally:
-            await client.close()
+    async def go(client: http.PushHTTP) -> tuple[list[int], int]:
+        return [(await post(client, server.origin(), body=b"%d" % i)).status for i in range(5)], client.opened
 
-    assert run(go()) == ([201, 201, 201, 201, 204], 1)
+    assert with_client(go) == ([201, 201, 201, 201, 204], 1)
     assert server.connections == 1
     assert [s.body for s in server.seen] == [b"0", b"1", b"2", b"3", b"4"]
     first = server.seen[0]
@@ -168,44 +172,32 @@ def test_connection_close_and_http_1_0_answers_are_not_reused(scripted):
                b"HTTP/1.1 201 Created\r\n\r\nno length: the body runs to the end of the connection"]
     server = scripted(lambda n: (answers[n - 1], True) if n <= 3 else OK)
 
-    async def go() -> list[int]:
-        client = http.PushHTTP(5, LOCAL)
-        try:
-            return [(await post(client, server.origin())).status for _ in range(4)]
-        finally:
-            await client.close()
+    async def go(client: http.PushHTTP) -> list[int]:
+        return [(await post(client, server.origin())).status for _ in range(4)]
 
-    assert run(go()) == [201] * 4
+    assert with_client(go) == [201] * 4
     assert server.connections == 4 and len(server.seen) == 4
 
 
 def test_a_connection_the_service_closed_while_idle_is_replaced_and_the_push_sent_once(scripted):
     server = scripted(lambda n: (OK, n == 1))  # answers, then hangs up without saying so
 
-    async def go() -> list[int]:
-        client = http.PushHTTP(5, LOCAL)
-        try:
-            first = (await post(client, server.origin())).status
-            await asyncio.sleep(0.2)  # the close reaches the client while the connection sits in the pool
-            return [first, (await post(client, server.origin())).status]
-        finally:
-            await client.close()
+    async def go(client: http.PushHTTP) -> list[int]:
+        first = (await post(client, server.origin())).status
+        await asyncio.sleep(0.2)  # the close reaches the client while the connection sits in the pool
+        return [first, (await post(client, server.origin())).status]
 
-    assert run(go()) == [201, 201]
+    assert with_client(go) == [201, 201]
     assert server.connections == 2 and len(server.seen) == 2
 
 
 def test_a_reused_connection_that_ends_without_an_answer_is_tried_once_more_afresh(scripted):
     server = scripted(lambda n: SILENT_CLOSE if n == 2 else OK)
 
-    async def go() -> list[int]:
-        client = http.PushHTTP(5, LOCAL)
-        try:
-            return [(await post(client, server.origin())).status for _ in range(2)]
-        finally:
-            await client.close()
+    async def go(client: http.PushHTTP) -> list[int]:
+        return [(await post(client, server.origin())).status for _ in range(2)]
 
-    assert run(go()) == [201, 201]
+    assert with_client(go) == [201, 201]
     # The second request reached a connection that closed without answering: sent once more on a new one.
     assert server.connections == 2 and len(server.seen) == 3
 
@@ -213,15 +205,11 @@ def test_a_reused_connection_that_ends_without_an_answer_is_tried_once_more_afre
 def test_a_new_connection_that_ends_without_an_answer_is_an_error_not_a_loop(scripted):
     server = scripted(lambda n: SILENT_CLOSE)
 
-    async def go() -> None:
-        client = http.PushHTTP(5, LOCAL)
-        try:
-            await post(client, server.origin())
-        finally:
-            await client.close()
+    async def go(client: http.PushHTTP) -> None:
+        await post(client, server.origin())
 
     with pytest.raises(http.ProtocolError):
-        run(go())
+        with_client(go)
     assert server.connections == 1 and len(server.seen) == 1
 
 
@@ -232,14 +220,10 @@ def test_a_redirect_is_returned_as_it_came_and_never_followed(scripted):
     server = scripted(lambda n: f"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{elsewhere.port}"
                                 f"/push/a\r\nContent-Length: 0\r\n\r\n".encode())
 
-    async def go() -> int:
-        client = http.PushHTTP(5, LOCAL)
-        try:
-            return (await post(client, server.origin())).status
-        finally:
-            await client.close()
+    async def go(client: http.PushHTTP) -> int:
+        return (await post(client, server.origin())).status
 
-    assert run(go()) == 307
+    assert with_client(go) == 307
     assert elsewhere.connections == 0
 
 
@@ -259,16 +243,12 @@ def test_a_redirect_is_returned_as_it_came_and_never_followed(scripted):
 def test_partial_or_malformed_answers_are_errors_and_the_connection_is_dropped(scripted, answer):
     server = scripted(lambda n: (answer, True) if n == 1 else OK)
 
-    async def go() -> int:
-        client = http.PushHTTP(5, LOCAL)
-        try:
-            with pytest.raises(http.ProtocolError):
-                await post(client, server.origin())
-            return (await post(client, server.origin())).status
-        finally:
-            await client.close()
+    async def go(client: http.PushHTTP) -> int:
+        with pytest.raises(http.ProtocolError):
+            await post(client, server.origin())
+        return (await post(client, server.origin())).status
 
-    assert run(go()) == 201
+    assert with_client(go) == 201
     assert server.connections == 2 and len(server.seen) == 2  # a fresh connection, and nothing sent twice
 
 
@@ -276,14 +256,10 @@ def test_an_answer_with_a_huge_body_is_not_read_and_its_connection_is_dropped(sc
     big = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 9\r\nContent-Length: %d\r\n\r\n" % (http.MAX_BODY + 1)
     server = scripted(lambda n: big if n == 1 else OK)
 
-    async def go() -> list[http.Response]:
-        client = http.PushHTTP(5, LOCAL)
-        try:
-            return [await post(client, server.origin()), await post(client, server.origin())]
-        finally:
-            await client.close()
+    async def go(client: http.PushHTTP) -> list[http.Response]:
+        return [await post(client, server.origin()), await post(client, server.origin())]
 
-    first, second = run(go())
+    first, second = with_client(go)
     assert (first.status, first.retry_after, second.status) == (429, "9", 201)
     assert server.connections == 2
 
@@ -291,35 +267,28 @@ def test_an_answer_with_a_huge_body_is_not_read_and_its_connection_is_dropped(sc
 def test_a_service_that_never_answers_costs_the_timeout_and_no_more(scripted):
     server = scripted(lambda n: HANG)
 
-    async def go() -> None:
-        client = http.PushHTTP(0.5, LOCAL)
-        try:
-            await post(client, server.origin())
-        finally:
-            await client.close()
+    async def go(client: http.PushHTTP) -> None:
+        await post(client, server.origin())
 
     started = time.monotonic()
     with pytest.raises(TimeoutError):
-        run(go())
+        with_client(go, timeout=0.5)
     assert time.monotonic() - started < 3
 
 
 def test_addresses_push_may_not_reach_are_refused_before_connecting(scripted):
     server = scripted(lambda n: OK)
 
-    async def attempt(client: http.PushHTTP, origin: http.Origin) -> None:
-        try:
-            await post(client, origin)
-        finally:
-            await client.close()
+    def attempt(origin: http.Origin, allowed=()):  # type: ignore[no-untyped-def]
+        return with_client(lambda client: post(client, origin), allowed=allowed)
 
     # 127.0.0.1 is not allowed for this client, as a literal or behind a name (localhost resolves to it).
     with pytest.raises(RefusedAddress):
-        run(attempt(http.PushHTTP(5, ()), server.origin()))
+        attempt(server.origin())
     with pytest.raises(RefusedAddress):
-        run(attempt(http.PushHTTP(5, ()), server.origin("localhost")))
+        attempt(server.origin("localhost"))
     with pytest.raises(RefusedAddress):
-        run(attempt(http.PushHTTP(5, LOCAL), http.Origin("http", "10.0.0.1", 80)))
+        attempt(http.Origin("http", "10.0.0.1", 80), LOCAL)
     assert server.connections == 0
 
 
@@ -329,6 +298,10 @@ def test_no_header_value_or_path_can_end_the_request_early():
     origin = http.Origin("https", "push.example", 443)
     assert http.request_head(origin, {"TTL": "60"}) == b"Host: push.example\r\nTTL: 60\r\n"
     assert http.Origin("https", "::1", 8443).netloc == "[::1]:8443"
+    from urllib.parse import urlsplit
+    assert http.Origin.of(urlsplit("https://fcm.googleapis.com/fcm/send/x")) == http.Origin(
+        "https", "fcm.googleapis.com", 443)
+    assert http.Origin.of(urlsplit("http://127.0.0.1:8080/push/x")).netloc == "127.0.0.1:8080"
     for bad in ({"Topic": "a\r\nX-Injected: 1"}, {"Topic": "a\nb"}, {"Bad Name": "x"}, {"Topic": "ü"}):
         with pytest.raises(ValueError):
             http.request_head(origin, bad)
@@ -383,21 +356,21 @@ def test_https_verifies_the_certificate_and_the_host_name(scripted, tmp_path):
             ctx.load_verify_locations(cert)
         return ctx
 
-    async def send(client: http.PushHTTP, server: Scripted, times: int = 1) -> list[int]:
-        try:
+    def send(server: Scripted, tls: ssl.SSLContext | None, times: int = 1) -> list[int]:
+        async def go(client: http.PushHTTP) -> list[int]:
             return [(await post(client, server.origin("localhost", "https"))).status for _ in range(times)]
-        finally:
-            await client.close()
+
+        return with_client(go, tls=tls)
 
     # Trusted and named right: sent, over one TLS connection.
-    assert run(send(http.PushHTTP(5, LOCAL, trusting(right[0])), good, times=3)) == [201, 201, 201]
+    assert send(good, trusting(right[0]), times=3) == [201, 201, 201]
     assert len(good.seen) == 3
     # The system's trust store does not know the test's certificate.
     with pytest.raises(ssl.SSLCertVerificationError):
-        run(send(http.PushHTTP(5, LOCAL), good))
+        send(good, None)
     # A trusted certificate for another name.
     with pytest.raises(ssl.SSLCertVerificationError):
-        run(send(http.PushHTTP(5, LOCAL, trusting(wrong[0])), misnamed))
+        send(misnamed, trusting(wrong[0]))
     assert len(good.seen) == 3 and misnamed.seen == []
 
 

@@ -291,7 +291,7 @@ def _http_costs(service: PushService, subs: list[dict[str, Any]], body: bytes) -
         from federation.push.http import Origin, PushHTTP, request_head, request_path
 
         client = PushHTTP(30, parse_networks("127.0.0.1"))
-        where = Origin(origin.scheme, origin.hostname or "", origin.port or 80)
+        where = Origin.of(origin)
         head = request_head(where, headers)
         targets = [request_path(urlsplit(sub["endpoint"]).path, "") for sub in subs]
         todo = iter(range(len(subs)))

@@ -29,7 +29,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import SplitResult, quote
 
 from federation.push import addresses
 
@@ -50,17 +50,24 @@ class _NoResponse(Exception):
     """The connection ended before the first byte of a response."""
 
 
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
 @dataclass(frozen=True)
 class Origin:
     scheme: str
     host: str
     port: int
 
+    @classmethod
+    def of(cls, parts: SplitResult) -> Origin:
+        """The origin of a split endpoint URL, its port filled in from the scheme when the URL has none."""
+        return cls(parts.scheme, parts.hostname or "", parts.port or _DEFAULT_PORTS.get(parts.scheme, 80))
+
     @property
     def netloc(self) -> str:
-        default = 443 if self.scheme == "https" else 80
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == default else f"{host}:{self.port}"
+        return host if self.port == _DEFAULT_PORTS.get(self.scheme) else f"{host}:{self.port}"
 
 
 @dataclass

@@ -20,7 +20,6 @@ import email.utils
 import json
 import logging
 import os
-import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -151,11 +150,10 @@ class Sender:
     private addresses gets a client of its own, so a connection opened under the old rule is never reused under
     the new one. A forked child starts its own loop; `close()` (worker stop, exit) closes the connections cleanly."""
 
-    def __init__(self, concurrency: int, timeout: float, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, concurrency: int, timeout: float) -> None:
         self.concurrency = max(1, concurrency)
         self.timeout = timeout
         self.breaker = Breaker()
-        self._ssl = ssl_context
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -186,7 +184,7 @@ class Sender:
     def _client(self, allowed: tuple[addresses.Network, ...]) -> PushHTTP:
         client = self._clients.get(allowed)
         if client is None:
-            client = self._clients[allowed] = PushHTTP(self.timeout, allowed, self._ssl)
+            client = self._clients[allowed] = PushHTTP(self.timeout, allowed)
         return client
 
     def close(self) -> None:
@@ -221,7 +219,7 @@ class Sender:
         problem = addresses.endpoint_problem(endpoint, allowed)
         if problem:
             return _Route(problem)
-        where = Origin(parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+        where = Origin.of(parts)
         try:
             head = request_head(where, {**headers, "TTL": str(ttl), "Authorization": keys.authorization_for(origin),
                                         "Content-Encoding": "aes128gcm", "Content-Type": "application/octet-stream"})
