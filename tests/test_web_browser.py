@@ -20,7 +20,8 @@ from browser_world import (
     sign_in,
 )
 
-pytestmark = pytest.mark.skipif(browser_missing_reason() is not None, reason=browser_missing_reason() or "")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(browser_missing_reason() is not None, reason=browser_missing_reason() or "")]
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from browser_world import PW, SCREENSHOTS, ServedWorld, browser_missing_reason, sign_in
 
-pytestmark = pytest.mark.skipif(browser_missing_reason() is not None, reason=browser_missing_reason() or "")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(browser_missing_reason() is not None, reason=browser_missing_reason() or "")]
 
 PHONE_360 = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 800}

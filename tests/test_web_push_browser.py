@@ -17,7 +17,8 @@ from browser_world import CHROMIUM, CHROMIUM_ARGS, PHONE, PW, SCREENSHOTS, Serve
 
 from devtools.local_push import LocalPushService
 
-pytestmark = pytest.mark.skipif(browser_missing_reason() is not None, reason=browser_missing_reason() or "")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(browser_missing_reason() is not None, reason=browser_missing_reason() or "")]
 
 # Test side only: the browser's own subscribe() would call a vendor's push service, which this machine cannot reach.
 FAKE_PUSH_MANAGER = """

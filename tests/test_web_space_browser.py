@@ -17,7 +17,8 @@ from browser_world import DESKTOP, PHONE, PW, ServedWorld, browser_missing_reaso
 
 from federation.demo import one_page_pdf
 
-pytestmark = pytest.mark.skipif(browser_missing_reason() is not None, reason=browser_missing_reason() or "")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(browser_missing_reason() is not None, reason=browser_missing_reason() or "")]
 
 
 def tiny_pdf() -> bytes:
