@@ -100,21 +100,12 @@ def _test_env(mp: pytest.MonkeyPatch, folder: Path, database_url: str) -> None:
 
 @pytest.fixture(scope="session")
 def world_snapshot(template_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorldSnapshot]:
-    from federation import create_app, jobs
+    from federation import jobs
     from federation.extensions import db
 
     folder = tmp_path_factory.mktemp("world")
     with pytest.MonkeyPatch.context() as mp:
-        if PG_URL:
-            _test_env(mp, folder, PG_URL)
-        else:
-            shutil.copy(template_db, folder / "musubi.db")
-            _test_env(mp, folder, f"sqlite:///{folder / 'musubi.db'}")
-        jobs.reset()
-        application = create_app({"TESTING": True})
-        if PG_URL:
-            _empty_pg(application)
-            _migrate(application)
+        application = _fresh_app(mp, folder, template_db)
         _own_snapshot(application)
         ids = dict(build_world(application, application.test_client()).ids)
         jobs.reset()  # whatever the world's changes queued has run before its rows are kept
@@ -160,19 +151,16 @@ def _restore_pg(app: Flask, snapshot: WorldSnapshot) -> None:
             conn.execute(text("SELECT setval(:seq, :value)"), {"seq": f'public."{name}"', "value": value})
 
 
-@pytest.fixture
-def app(template_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        request: pytest.FixtureRequest) -> Iterator[Flask]:
-    """A fresh app on a fresh database: the migrated schema, or the world's rows when the test asks for `world`."""
+def _fresh_app(mp: pytest.MonkeyPatch, folder: Path, template_db: str,
+               snapshot: WorldSnapshot | None = None) -> Flask:
+    """An app with `folder` as its instance, on the migrated schema or on the snapshot's rows."""
     from federation import create_app, jobs
 
-    snapshot = request.getfixturevalue("world_snapshot") if "world" in request.fixturenames else None
     if PG_URL:
-        _test_env(monkeypatch, tmp_path, PG_URL)
+        _test_env(mp, folder, PG_URL)
     else:
-        source = snapshot.sqlite_file if snapshot is not None else template_db
-        shutil.copy(source, tmp_path / "musubi.db")
-        _test_env(monkeypatch, tmp_path, f"sqlite:///{tmp_path / 'musubi.db'}")
+        shutil.copy(snapshot.sqlite_file if snapshot is not None else template_db, folder / "musubi.db")
+        _test_env(mp, folder, f"sqlite:///{folder / 'musubi.db'}")
     jobs.reset()
     application = create_app({"TESTING": True})
     if PG_URL:
@@ -181,6 +169,17 @@ def app(template_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
             _migrate(application)
         else:  # the snapshot's rows include what the migration wrote
             _restore_pg(application, snapshot)
+    return application
+
+
+@pytest.fixture
+def app(template_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest) -> Iterator[Flask]:
+    """A fresh app on a fresh database: the migrated schema, or the world's rows when the test asks for `world`."""
+    from federation import jobs
+
+    snapshot = request.getfixturevalue("world_snapshot") if "world" in request.fixturenames else None
+    application = _fresh_app(monkeypatch, tmp_path, template_db, snapshot)
     with application.app_context():
         from federation.firewall import firewall
 
