@@ -75,8 +75,14 @@ def timed_ns(fn: Callable[[], object], n: int) -> list[float]:
     return out
 
 
-def scratch_env(tmp: Path, database_url: str | None = None, redis_url: str | None = None) -> None:
+def scratch_env(tmp: Path, database_url: str | None = None, redis_url: str | None = None,
+                caller_cache: bool = False) -> None:
     os.environ["MUSUBI_INSTANCE"] = str(tmp)
+    # Set or cleared for every suite, so one suite's choice never leaks into the next one of the same run.
+    if caller_cache:
+        os.environ["MUSUBI_CALLER_CACHE"] = "1"
+    else:
+        os.environ.pop("MUSUBI_CALLER_CACHE", None)
     os.environ["DATABASE_URL"] = database_url or f"sqlite:///{tmp / 'bench.db'}"
     if redis_url:
         os.environ["REDIS_URL"] = redis_url

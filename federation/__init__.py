@@ -47,6 +47,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.app_ctx_globals_class = RequestGlobals
 
     db.init_app(app)
+    from federation.auth import callers
+
+    callers.init_app(app)
     api.init_app(app, spec_kwargs={"info": {"description": "musubi: federation notices that reach union members "
                                                           "directly, behind a Casbin firewall."}})
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})

@@ -136,6 +136,7 @@ class Settings:
     audit_key: str = ""
     audit_anchor_file: Path | None = None
     push_allow_private: tuple[Any, ...] = ()  # ip networks push endpoints may reach although not public
+    caller_cache: bool = False  # web processes remember sign-ins, kept current through Redis (auth/callers.py)
 
     def flask_mapping(self) -> dict[str, object]:
         return {
@@ -188,6 +189,8 @@ def load_settings() -> Settings:
         audit_anchor_file=Path(os.environ["MUSUBI_AUDIT_ANCHOR_FILE"]) if os.environ.get("MUSUBI_AUDIT_ANCHOR_FILE")
         else None,
         push_allow_private=_push_allow_private(),
+        # Every process of a deployment must agree: the ones that change users announce it when this is on.
+        caller_cache=_bool("MUSUBI_CALLER_CACHE", False),
     )
 
 

@@ -38,7 +38,7 @@ def run(scale: float = 1.0) -> SuiteResult:
     result = SuiteResult("load")
     members = max(100, int(2000 * scale))
     seconds = max(MIN_SECONDS, SECONDS * scale)
-    with pg.scratch_app("musubi_bench_load", redis=True) as scratch:
+    with pg.scratch_app("musubi_bench_load", redis=True, caller_cache=True) as scratch:
         world = build(unions=max(5, members // 10), members=members, opted_in_share=1.0, progress=False)
         # Sessions are written directly: signing 2,000 people in through Argon2 is not what this suite measures.
         users = db.session.execute(select(User.id, User.login_id).where(User.tenant_id.in_(world.union_ids))).all()

@@ -108,9 +108,10 @@ class Scratch:
 
 
 @contextmanager
-def scratch_app(db_name: str, *, redis: bool = False) -> Iterator[Scratch]:
+def scratch_app(db_name: str, *, redis: bool = False, caller_cache: bool = False) -> Iterator[Scratch]:
     """A fresh PostgreSQL database (and Redis db) with the schema migrated, the app context pushed, and every
-    process started through the Scratch stopped and the database dropped afterwards."""
+    process started through the Scratch stopped and the database dropped afterwards. `caller_cache` runs this
+    process and every one it starts with MUSUBI_CALLER_CACHE=1, as the shipped deployment does."""
     from devtools.bench import scratch_env
 
     db_name = NAME_PREFIX + db_name
@@ -118,8 +119,8 @@ def scratch_app(db_name: str, *, redis: bool = False) -> Iterator[Scratch]:
     scratch: Scratch | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="musubi-bench-") as tmp:
-            scratch_env(Path(tmp), url, REDIS_URL if redis else None)
-            if redis:
+            scratch_env(Path(tmp), url, REDIS_URL if redis or caller_cache else None, caller_cache=caller_cache)
+            if redis or caller_cache:
                 flush_redis()
             from federation import create_app
             from federation.database import upgrade

@@ -3,7 +3,8 @@
 The session lookup, the user's current status and the policy version come back in one query, so a logout, a
 suspension or a role change made by any process is honoured on the very next request (F7) at the cost of that one
 query. The query returns plain columns (the Caller), not ORM objects: a view that needs the whole User row gets it
-from g.user, loaded on first use (see RequestGlobals).
+from g.user, loaded on first use (see RequestGlobals). With the caller cache on, a web process answers from
+memory what that query would return, kept current by the changes' own announcements (auth/callers.py).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
+from federation.auth import callers
 from federation.auth.models import AuthSession, LoginFailure
 from federation.auth.passwords import verify_password
 from federation.errors import APIError
@@ -171,7 +173,8 @@ def _caller_statement():  # type: ignore[no-untyped-def]
     Plain columns: loading and attaching three ORM objects cost more than the round trip itself."""
     version_q = select(PolicyState.version).where(PolicyState.id == 1).scalar_subquery().label("policy_version")
     return (select(AuthSession.id, AuthSession.csrf_token, User.id, User.tenant_id, User.login_id, OrgUnit.path,
-                   Tenant.slug, Tenant.kind, Tenant.inbox_version, User.inbox_version, version_q, User.status)
+                   Tenant.slug, Tenant.kind, Tenant.inbox_version, User.inbox_version, version_q, User.status,
+                   AuthSession.expires_at)
             .join(User, User.id == AuthSession.user_id).join(Tenant, Tenant.id == User.tenant_id)
             .outerjoin(OrgUnit, OrgUnit.id == User.unit_id)
             .where(AuthSession.token_hash == bindparam("token_hash"), AuthSession.revoked_at.is_(None),
@@ -182,18 +185,32 @@ def load_caller() -> None:
     """Before each request: find the session, the user and the policy version in one round trip.
 
     The lookup runs on its own autocommit connection, so a request that then reads nothing else (an inbox page from
-    the cache, /me/inbox/{id}/read) costs exactly that one round trip: no BEGIN, no ROLLBACK."""
+    the cache, /me/inbox/{id}/read) costs exactly that one round trip: no BEGIN, no ROLLBACK. With the caller cache
+    on (auth/callers.py) a web process that holds its lease answers from memory instead, and no round trip is made:
+    every change to what the row holds is dropped from every process' memory before that change's commit returns."""
     g.caller = g.subject = None
     g.via_cookie = False
     token, via_cookie = presented_token()
     if not token:
         return
-    with db.engine.connect() as conn:
-        row = conn.execution_options(isolation_level="AUTOCOMMIT").execute(
-            _caller_statement(), {"token_hash": token_hash(token), "now": utcnow()}).first()
-    if row is None or row[-1] != "active":
+    digest = token_hash(token)
+    now = utcnow()
+    remembered = callers.bus()
+    row = None
+    if remembered is not None and remembered.usable():
+        row = remembered.cache.get(digest)
+        if row is not None and row[12] <= now:
+            row = None  # expired since it was remembered: ask the database, which will not find it
+    if row is None:
+        generation = remembered.cache.generation if remembered is not None else 0
+        with db.engine.connect() as conn:
+            row = conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                _caller_statement(), {"token_hash": digest, "now": now}).first()
+        if row is not None and row[11] == "active" and remembered is not None and remembered.usable():
+            remembered.cache.put(digest, tuple(row), user_id=row[2], tenant_id=row[3], generation=generation)
+    if row is None or row[11] != "active":
         return
-    caller = Caller(*row[:-2], policy_version=row[-2] or 0)
+    caller = Caller(*row[:10], policy_version=row[10] or 0)
     g.caller, g.via_cookie, g.subject = caller, via_cookie, caller.subject
     firewall.pin(caller.policy_version)
 

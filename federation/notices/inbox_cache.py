@@ -4,7 +4,9 @@ Members open their inbox far more often than it changes. An entry is keyed by th
 stamped with three versions read in the request's one sign-in query: the union's inbox version (bumped by every
 delivery, relay, retraction or edit that touches the union), the user's (bumped when they read, react or move to
 another unit) and the policy version (which roles may see relays). A stale entry can therefore never be served:
-any change that could alter the page moves a version first, in the same transaction as the change.
+any change that could alter the page moves a version first, in the same transaction as the change. When the sign-in
+is answered from the caller cache (auth/callers.py), the versions are the remembered ones: moving a version drops
+the remembered sign-ins of the tenant's members or of the user in every web process before the commit returns.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from functools import lru_cache
 from flask import current_app
 from sqlalchemy import bindparam, select, update
 
+from federation.auth import callers
 from federation.extensions import db
 from tenants.models import Tenant, User
 
@@ -74,7 +77,8 @@ def touch_unions(tenant_ids: Iterable[int]) -> None:
     """Inside the transaction that changes what these tenants' members see."""
     ids = sorted(set(tenant_ids))
     if ids:
-        db.session.execute(update(Tenant).where(Tenant.id.in_(ids)).values(inbox_version=Tenant.inbox_version + 1))
+        db.session.execute(update(Tenant).where(Tenant.id.in_(ids)).values(inbox_version=Tenant.inbox_version + 1),
+                           execution_options=callers.precise(callers.tenant_key(i) for i in ids))
 
 
 def touch_notice(notice_id: int) -> None:
@@ -94,4 +98,5 @@ def _touch_user_statement():  # type: ignore[no-untyped-def]
 
 
 def touch_user(user_id: int) -> None:
-    db.session.execute(_touch_user_statement(), {"uid": user_id})
+    db.session.execute(_touch_user_statement(), {"uid": user_id},
+                       execution_options=callers.precise([callers.user_key(user_id)]))
