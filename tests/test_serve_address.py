@@ -52,7 +52,7 @@ def test_serve_prints_the_port_it_was_given(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(timeout=30)
     assert f"musubi on http://127.0.0.1:{port}/" in printed, printed
-    assert ":5000" not in printed
+    assert port == 5000 or ":5000/" not in printed  # Flask's default port, not a given port that starts 5000
     assert "warning: MUSUBI_PUBLIC_URL is not set" in printed
 
 
