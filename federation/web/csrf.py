@@ -8,10 +8,25 @@ the page script reads from the `csrf-token` meta tag (`api_csrf_token`).
 """
 from __future__ import annotations
 
-from flask import Flask, g
+from flask import Flask, Request, g
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 csrf = CSRFProtect()
+
+# Paths that never show a form: the form session is neither read nor written there.
+NO_FORMS = ("/api/", "/healthz", "/readyz", "/static/")
+
+
+class FormSessions(SecureCookieSessionInterface):
+    """Flask's session is the form session and holds nothing but the pages' CSRF token. The JSON API and the health
+    checks get Flask's null session instead (readable, empty, never saved): opening the cookie built a signing
+    serializer on every request for nothing."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path.startswith(NO_FORMS):
+            return None  # Flask substitutes its null session, which save_session is not called for
+        return super().open_session(app, request)
 
 __all__ = ["CSRFError", "api_csrf_token", "init_app", "protect_form"]
 
@@ -27,6 +42,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("SESSION_COOKIE_SECURE", settings.secure_cookies)
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.session_interface = FormSessions()
     csrf.init_app(app)
 
 
