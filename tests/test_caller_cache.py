@@ -150,9 +150,15 @@ def test_a_read_mark_on_a_shows_in_the_inbox_b_serves(pair) -> None:
     assert [item["notice"]["id"] for item in page["items"]] == [notice_id]
     assert page["items"][0]["read_at"] is None
     assert _get(b, "/api/v1/me/inbox", member).headers["X-Inbox-Cache"] == "hit"
+    assert _get(a, "/api/v1/me/inbox", member).get_json()["items"][0]["read_at"] is None  # remembered on A too
     assert _send(a, "POST", f"/api/v1/me/inbox/{notice_id}/read", member).status_code in (200, 204)
-    page = _get(b, "/api/v1/me/inbox", member).get_json()
-    assert page["items"][0]["read_at"] is not None
+    # The process that took the read shows it at once (the member's keep-alive connection goes on asking it)...
+    assert _get(a, "/api/v1/me/inbox", member).get_json()["items"][0]["read_at"] is not None
+    # ...and the other as soon as it has applied the note, which the writer did not wait for.
+    end = time.monotonic() + callers.LEASE
+    while _get(b, "/api/v1/me/inbox", member).get_json()["items"][0]["read_at"] is None:
+        assert time.monotonic() < end, "B never dropped the read mark's user"
+        time.sleep(0.01)
 
 
 @needs_redis
@@ -233,7 +239,7 @@ def test_every_write_to_the_watched_tables_is_announced(pair) -> None:
             member = ts.user_in(union, "a1")
             inbox_cache.touch_user(member.id)
             db.session.commit()
-            assert announced.pop() == {callers.user_key(member.id)}
+            assert announced.pop() == {callers.read_state_key(member.id)}
             inbox_cache.touch_unions([union.id])
             db.session.commit()
             assert announced.pop() == {callers.tenant_key(union.id)}
@@ -254,3 +260,65 @@ def test_every_write_to_the_watched_tables_is_announced(pair) -> None:
             assert announced == []
     finally:
         bus.announce = monkey
+
+
+@needs_redis
+def test_gunicorn_workers_remember_callers_and_a_revocation_reaches_every_one(world: World, tmp_path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped gunicorn settings with two worker processes: each request on a new connection, so they land on
+    either worker; every answer right after a revocation or a grant made through the other worker is right."""
+    import json
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    from redis import Redis
+
+    from devtools.benchmarks.pg import free_port, wait_http
+
+    redis = Redis.from_url(REDIS_URL)
+    redis.delete(callers.REGISTRY)
+    port = free_port()
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "python:federation.gunicorn_conf", "federation:create_app()"],
+            cwd=Path(__file__).resolve().parent.parent, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "MUSUBI_WEB_BIND": f"127.0.0.1:{port}", "MUSUBI_WEB_WORKERS": "2",
+                 "REDIS_URL": REDIS_URL, "MUSUBI_CALLER_CACHE": "1"})
+
+    def call(method: str, path: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict]:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json", "Connection": "close",
+                                              **({"Authorization": f"Bearer {token}"} if token else {})})
+        try:
+            with urllib.request.urlopen(req, timeout=20) as r:
+                return r.status, json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            return exc.code, {}
+
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
+        tokens = {who: call("POST", "/api/v1/auth/login", body={"tenant": "union-a", "login_id": who,
+                                                                "password": PW})[1]["token"]
+                  for who in ("aadmin", "aeditor")}
+        page = "/api/v1/tenants/union-a/members?limit=1"
+        end = time.monotonic() + 20
+        while len(redis.zrangebyscore(callers.REGISTRY, redis.time()[0], "+inf")) < 2:
+            assert time.monotonic() < end, "both workers never held a lease:\n" + log.read_text()
+            assert call("GET", page, tokens["aeditor"])[0] == 200  # starts each worker's listener
+            time.sleep(0.1)
+        role = {"login_id": "aeditor", "role": "union_editor"}
+        for _ in range(10):
+            assert call("DELETE", "/api/v1/tenants/union-a/roles", tokens["aadmin"], role)[0] in (200, 204)
+            assert call("GET", page, tokens["aeditor"])[0] == 403
+            assert call("POST", "/api/v1/tenants/union-a/roles", tokens["aadmin"], role)[0] in (200, 201)
+            assert call("GET", page, tokens["aeditor"])[0] == 200
+        assert call("POST", "/api/v1/auth/logout", tokens["aeditor"])[0] in (200, 204)
+        assert call("GET", "/api/v1/me", tokens["aeditor"])[0] == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -23,11 +23,12 @@ The guarantee rests on three rules:
 
 If Redis cannot be reached when announcing, the writer waits one lease: no process can renew without Redis.
 
-What is announced, and how widely: a changed user (their sessions, status, unit, inbox version) drops that user's
-entries; a changed tenant (its inbox version on every delivery) drops its members'; anything else among the
-watched tables (policy version, units, a bulk statement the code did not describe) drops everything. The hooks
-below see every ORM flush and every ORM-executed UPDATE or DELETE on those tables, so a new write path is covered
-without anyone remembering to announce it; a hot path may describe its change precisely with `precise()`.
+What is announced, and how widely: a changed user (their sessions, status, unit) drops that user's entries; their
+own read marks and stamps drop them too, without waiting (`read_state_key`); a changed tenant (its inbox version on
+every delivery) drops its members'; anything else among the watched tables (policy version, units, a bulk statement
+the code did not describe) drops everything. The hooks below see every ORM flush and every ORM-executed UPDATE or
+DELETE on those tables, so a new write path is covered without anyone remembering to announce it; a hot path may
+describe its change precisely with `precise()`.
 """
 from __future__ import annotations
 
@@ -63,6 +64,13 @@ OPTION = "musubi_callers"  # execution option: the precise keys a bulk statement
 
 def user_key(user_id: int) -> str:
     return f"u{user_id}"
+
+
+def read_state_key(user_id: int) -> str:
+    """The user's own read marks and stamps moved (their inbox version): dropped like `user_key`, but the writer
+    does not wait for the other processes. Nothing is revoked by it, and the member who read sees it at once on
+    the process that took the read, which is the one their keep-alive connection goes on asking."""
+    return f"r{user_id}"
 
 
 def tenant_key(tenant_id: int) -> str:
@@ -124,7 +132,7 @@ class CallerCache:
                     self._by_user.clear()
                     self._by_tenant.clear()
                     return
-                index, owner = (self._by_user, key[1:]) if key[0] == "u" else (self._by_tenant, key[1:])
+                index, owner = (self._by_tenant, key[1:]) if key[0] == "t" else (self._by_user, key[1:])
                 for token in list(index.get(int(owner), ())):
                     self._forget(token)
 
@@ -226,9 +234,9 @@ class CallerBus:
                         # Every announcement published before this ping has been applied.
                         self._deadline = pending[1] + LEASE - MARGIN
                         pending = None
-                elif parts[0] == "drop":
+                elif parts[0] in ("drop", "note"):
                     self.cache.drop(parts[3:])
-                    if parts[2] != self.process_id:
+                    if parts[0] == "drop" and parts[2] != self.process_id:
                         ack = control.pipeline(transaction=False)
                         ack.rpush(ACKS + parts[1], self.process_id)
                         ack.expire(ACKS + parts[1], 30)
@@ -253,11 +261,11 @@ class CallerBus:
             keys = [EVERYTHING]
         self.cache.drop(keys)  # this process at once; its listener skips its own announcement
         message_id = uuid.uuid4().hex
+        if all(key[0] == "r" for key in keys):
+            self._note(message_id, keys)
+            return
         try:
-            if self._writer is None or self._writer[0] != os.getpid():
-                # A forked job inherits the parent's socket; it must not share it.
-                self._writer = (os.getpid(), _redis(self.redis_url, timeout=LEASE + 2))  # outlives BLPOP's wait
-            writer = self._writer[1]
+            writer = self._writer_connection()
             # One round trip, in this order on the server: the announcement, then the clock and the registry.
             step = writer.pipeline(transaction=False)
             step.publish(self.channel, f"drop {message_id} {self.process_id} {' '.join(keys)}")
@@ -275,6 +283,21 @@ class CallerBus:
             self._writer = None
             log.error("caller cache: could not announce a change (%s); waiting one lease", exc)
             time.sleep(LEASE)
+
+    def _note(self, message_id: str, keys: list[str]) -> None:
+        """Published without waiting for anyone: a lost note costs a stale read mark until the next change, never
+        a revocation."""
+        try:
+            self._writer_connection().publish(self.channel, f"note {message_id} {self.process_id} {' '.join(keys)}")
+        except Exception as exc:  # noqa: BLE001 - the read is saved; other processes show it after their lease
+            self._writer = None
+            log.warning("caller cache: could not announce a read mark (%s)", exc)
+
+    def _writer_connection(self):  # type: ignore[no-untyped-def]
+        if self._writer is None or self._writer[0] != os.getpid():
+            # A forked job inherits the parent's socket; it must not share it.
+            self._writer = (os.getpid(), _redis(self.redis_url, timeout=LEASE + 2))  # outlives BLPOP's wait
+        return self._writer[1]
 
     @staticmethod
     def _await(writer, acks: str, waiting: dict[str, float]) -> None:  # type: ignore[no-untyped-def]

@@ -99,4 +99,4 @@ def _touch_user_statement():  # type: ignore[no-untyped-def]
 
 def touch_user(user_id: int) -> None:
     db.session.execute(_touch_user_statement(), {"uid": user_id},
-                       execution_options=callers.precise([callers.user_key(user_id)]))
+                       execution_options=callers.precise([callers.read_state_key(user_id)]))
