@@ -115,6 +115,8 @@ def scratch_app(db_name: str, *, redis: bool = False, caller_cache: bool = False
     from devtools.bench import scratch_env
 
     db_name = NAME_PREFIX + db_name
+    # MUSUBI_BENCH_CALLER_CACHE=0 runs a suite the old way, to compare the two on the same day.
+    caller_cache = caller_cache and os.environ.get("MUSUBI_BENCH_CALLER_CACHE", "1") != "0"
     url = fresh_database(db_name)
     scratch: Scratch | None = None
     try:
