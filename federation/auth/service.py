@@ -167,6 +167,10 @@ class Caller:
         return Subject(user_id=self.id, tenant=self.tenant, kind=self.tenant_kind, login_id=self.login_id)
 
 
+# The sign-in statement's columns: the Caller's own, then these.
+_POLICY, _STATUS, _EXPIRES = 10, 11, 12
+
+
 @cache
 def _caller_statement():  # type: ignore[no-untyped-def]
     """Built once: composing the statement cost a third of a signed-in request's Python time (every request).
@@ -196,21 +200,23 @@ def load_caller() -> None:
     digest = token_hash(token)
     now = utcnow()
     remembered = callers.bus()
-    row = None
-    if remembered is not None and remembered.usable():
-        row = remembered.cache.get(digest)
-        if row is not None and row[12] <= now:
-            row = None  # expired since it was remembered: ask the database, which will not find it
-    if row is None:
-        generation = remembered.cache.generation if remembered is not None else 0
+    holding = remembered is not None and remembered.usable()
+    found = remembered.cache.get(digest) if holding else None
+    if found is not None and found[1] <= now:
+        found = None  # expired since it was remembered: ask the database, which will not find it
+    if found is None:
+        # Read before the query: an announcement applied meanwhile moves it, and the answer is then not kept.
+        generation = remembered.cache.generation if holding else 0
         with db.engine.connect() as conn:
             row = conn.execution_options(isolation_level="AUTOCOMMIT").execute(
                 _caller_statement(), {"token_hash": digest, "now": now}).first()
-        if row is not None and row[11] == "active" and remembered is not None and remembered.usable():
-            remembered.cache.put(digest, tuple(row), user_id=row[2], tenant_id=row[3], generation=generation)
-    if row is None or row[11] != "active":
-        return
-    caller = Caller(*row[:10], policy_version=row[10] or 0)
+        if row is None or row[_STATUS] != "active":
+            return
+        found = (Caller(*row[:_POLICY], policy_version=row[_POLICY] or 0), row[_EXPIRES])
+        if holding:
+            remembered.cache.put(digest, found, user_id=found[0].id, tenant_id=found[0].tenant_id,
+                                 generation=generation)
+    caller = found[0]
     g.caller, g.via_cookie, g.subject = caller, via_cookie, caller.subject
     firewall.pin(caller.policy_version)
 
