@@ -83,7 +83,8 @@ def precise(keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
 
 
 class CallerCache:
-    """token hash -> the sign-in query's row, with indexes by user and tenant for dropping."""
+    """token hash -> what the sign-in query found (any value; auth.service keeps the Caller and the session's
+    expiry), with indexes by user and tenant for dropping."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self.max_entries = max_entries
@@ -176,8 +177,7 @@ class CallerBus:
             # A forked child inherits the parent's memory, not its thread or its subscription.
             self._pid = os.getpid()
             self.process_id = f"{socket.gethostname()}:{self._pid}:{uuid.uuid4().hex[:8]}"
-            self._deadline = 0.0
-            self.cache.drop([EVERYTHING])
+            self._lapse()
             self._writer = None
             self._stop.clear()
             self._thread = threading.Thread(target=self._listen, name="musubi-callers", daemon=True)
@@ -219,10 +219,12 @@ class CallerBus:
                         raise ConnectionError("no echo of the last ping")
                     registered_at = time.monotonic()
                     seconds, micros = control.time()
-                    control.zadd(REGISTRY, {self.process_id: seconds + micros / 1e6 + LEASE})
-                    control.zremrangebyscore(REGISTRY, "-inf", seconds - 60)  # processes that died long ago
                     token = uuid.uuid4().hex
-                    control.publish(self.channel, f"ping {self.process_id} {token}")
+                    renew = control.pipeline(transaction=False)  # in this order on the server: register, then ping
+                    renew.zadd(REGISTRY, {self.process_id: seconds + micros / 1e6 + LEASE})
+                    renew.zremrangebyscore(REGISTRY, "-inf", seconds - 60)  # processes that died long ago
+                    renew.publish(self.channel, f"ping {self.process_id} {token}")
+                    renew.execute()
                     pending = (token, registered_at)
                     next_ping = now + RENEW
                 message = pubsub.get_message(timeout=0.2)
