@@ -71,8 +71,8 @@ def run(scale: float = 1.0) -> SuiteResult:
         spread = (max(ratios) - min(ratios)) / (sum(ratios) / len(ratios))
         result.notes.append(f"inbox/healthz ratio over {ROUNDS} rounds: min {min(ratios):.2f}, median {ratio:.2f}, "
                             f"max {max(ratios):.2f} (spread {spread:.0%} of the mean)")
-        result.notes.append(f"gunicorn {GUNICORN_WORKERS} workers × {THREADS} threads with the caller cache on "
-                            f"(MUSUBI_CALLER_CACHE=1, as shipped); load {CONCURRENCY} "
+        result.notes.append(f"gunicorn {GUNICORN_WORKERS} workers × {THREADS} threads, caller cache "
+                            f"{pg.caller_cache_state()}; load {CONCURRENCY} "
                             f"keep-alive clients in a second process, {SECONDS / ROUNDS:.0f} s per slice")
     return result
 

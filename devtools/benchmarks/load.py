@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import secrets
 import subprocess
@@ -20,9 +19,6 @@ from devtools.benchmarks import pg
 
 NOTICES = 4
 
-
-def _cache_state() -> str:
-    return "on" if os.environ.get("MUSUBI_CALLER_CACHE") == "1" else "off"
 SECONDS = 600.0  # every member connected at once for this long at scale 1.0 (the SPEC's 10 minutes)
 MIN_SECONDS = 60.0  # the shortest run a smaller scale gets
 RAMP = 10.0  # seconds over which the members arrive
@@ -107,7 +103,8 @@ def run(scale: float = 1.0) -> SuiteResult:
         result.notes.append(f"{len(tokens)} members in {len(world.union_ids)} unions, each on a connection of their "
                             f"own, arriving over {RAMP:.0f} s and staying {seconds:.0f} s, looking every "
                             f"{THINK * 0.5:.0f}-{THINK * 1.5:.0f} s and opening each push after {REACT:.0f} s on "
-                            f"average; gunicorn {WEB}, caller cache {_cache_state()}; the federation published "
+                            f"average; gunicorn {WEB}, caller cache {pg.caller_cache_state()}; the federation "
+                            f"published "
                             f"{report['published']} of {NOTICES} notices (answers {report['publish_answers']}); "
                             f"{report['requests']} requests, p50 {report['p50_ms']:.1f} ms, p99 "
                             f"{report['p99_ms']:.1f} ms, errors by kind {report['errors_by_kind']}")

@@ -41,6 +41,11 @@ def flush_redis() -> None:
     Redis.from_url(REDIS_URL).flushdb()
 
 
+def caller_cache_state() -> str:
+    """Whether this suite's processes run with the caller cache, as scratch_app set it up: "on" or "off"."""
+    return "on" if os.environ.get("MUSUBI_CALLER_CACHE") == "1" else "off"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
