@@ -276,18 +276,17 @@ def test_gunicorn_workers_remember_callers_and_a_revocation_reaches_every_one(wo
 
     from redis import Redis
 
-    from devtools.benchmarks.pg import free_port, wait_http
+    from devtools.benchmarks import pg
 
     redis = Redis.from_url(REDIS_URL)
     redis.delete(callers.REGISTRY)
-    port = free_port()
+    port = pg.free_port()
     log = tmp_path / "gunicorn.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:federation.gunicorn_conf", "federation:create_app()"],
-            cwd=Path(__file__).resolve().parent.parent, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, "MUSUBI_WEB_BIND": f"127.0.0.1:{port}", "MUSUBI_WEB_WORKERS": "2",
-                 "REDIS_URL": REDIS_URL, "MUSUBI_CALLER_CACHE": "1"})
+    args, env = pg.web_command(port, workers=2)  # the shipped settings, as production starts them
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen([sys.executable, *args], cwd=Path(__file__).resolve().parent.parent, stdout=out,
+                                stderr=subprocess.STDOUT,
+                                env={**os.environ, **env, "REDIS_URL": REDIS_URL, "MUSUBI_CALLER_CACHE": "1"})
 
     def call(method: str, path: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict]:
         req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
@@ -301,7 +300,7 @@ def test_gunicorn_workers_remember_callers_and_a_revocation_reaches_every_one(wo
             return exc.code, {}
 
     try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
+        pg.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
         tokens = {who: call("POST", "/api/v1/auth/login", body={"tenant": "union-a", "login_id": who,
                                                                 "password": PW})[1]["token"]
                   for who in ("aadmin", "aeditor")}
